@@ -23,10 +23,16 @@ type Pool struct {
 	Tag any
 
 	blocks []*block
-	// queues hold candidate addresses per allocatable state, oldest first.
-	// Entries are checked when popped, so a stale entry costs nothing.
-	queues [queueCount]fifo
-	counts [Backup + 1]int
+	// queues hold candidate addresses per allocatable state, oldest first
+	// (the order in which they entered the state, as ISC dhcpd allocates
+	// the lease that has been free longest). A lease is not removed from
+	// its queue when it leaves the state; instead every entry carries a
+	// sequence number and only the entry whose number the lease's block
+	// remembers is live. Stale entries are skipped when popped and swept
+	// out when they outnumber the live ones.
+	queues  [queueCount]fifo
+	nextSeq uint32
+	counts  [Backup + 1]int
 }
 
 // Counts returns how many of the pool's leases are in each binding state.
@@ -56,6 +62,8 @@ type block struct {
 	start, end uint32
 	pool       *Pool
 	leases     []Lease
+	// seq[i] is the sequence number of leases[i]'s live queue entry.
+	seq []uint32
 }
 
 const (
@@ -77,12 +85,15 @@ func queueOf(s BindingState) int {
 	return -1
 }
 
+func queueState(q int) BindingState {
+	return [queueCount]BindingState{queueFree: Free, queueBackup: Backup, queueAbandoned: Abandoned}[q]
+}
+
 // internal flags never written to disk.
 const (
-	flagFixed  Flags = 1 << 6 // address is a host's fixed-address: never allocate
-	flagDirty  Flags = 1 << 7 // changed since the last DrainDirty
-	diskFlags        = FlagReserved | FlagBootp | FlagDynamicRange
-	flagQueued Flags = 1 << 5 // address sits in one of its pool's queues
+	flagFixed Flags = 1 << 6 // address is a host's fixed-address: never allocate
+	flagDirty Flags = 1 << 7 // changed since the last DrainDirty
+	diskFlags       = FlagReserved | FlagBootp | FlagDynamicRange
 )
 
 // DB is the lease database of one server. It is not safe for concurrent
@@ -92,10 +103,29 @@ type DB struct {
 	blocks []*block // sorted by start
 
 	byClientID map[string]uint32
-	byHardware map[string]uint32
+	byHardware map[hwIndexKey]uint32
 
 	expiry expiryHeap
 	dirty  []uint32
+	spare  []uint32 // DrainDirty's second buffer
+}
+
+// hwIndexKey is a hardware type, length and address as a fixed-size map key,
+// so the index needs no allocation per client.
+type hwIndexKey struct {
+	htype, hlen uint8
+	addr        [MaxHardwareLen]byte
+}
+
+// hwKeyOf returns the hardware index key of a lease; only leases without a
+// client identifier are indexed by hardware address (see FindClient).
+func hwKeyOf(l *Lease) (hwIndexKey, bool) {
+	if l.HLen == 0 || l.ClientID != "" {
+		return hwIndexKey{}, false
+	}
+	k := hwIndexKey{htype: l.HType, hlen: l.HLen}
+	copy(k.addr[:], l.HAddr[:l.HLen])
+	return k, true
 }
 
 // PoolRange describes one range of a pool when building a DB.
@@ -115,7 +145,7 @@ type PoolSpec struct {
 // NewDB builds a database whose pools hold every address of their ranges
 // in state Free. Ranges must not overlap.
 func NewDB(specs []PoolSpec) (*DB, error) {
-	db := &DB{byClientID: make(map[string]uint32), byHardware: make(map[string]uint32)}
+	db := &DB{byClientID: make(map[string]uint32), byHardware: make(map[hwIndexKey]uint32)}
 	for i, s := range specs {
 		p := &Pool{Index: i, Subnet: s.Subnet, FailoverPeer: s.FailoverPeer, Tag: s.Tag}
 		for _, r := range s.Ranges {
@@ -123,7 +153,7 @@ func NewDB(specs []PoolSpec) (*DB, error) {
 			if !r.Start.Is4() || !r.End.Is4() || lo > hi {
 				return nil, fmt.Errorf("lease: bad range %s-%s", r.Start, r.End)
 			}
-			b := &block{start: lo, end: hi, pool: p, leases: make([]Lease, hi-lo+1)}
+			b := &block{start: lo, end: hi, pool: p, leases: make([]Lease, hi-lo+1), seq: make([]uint32, hi-lo+1)}
 			for j := range b.leases {
 				l := &b.leases[j]
 				l.IP = lo + uint32(j)
@@ -143,12 +173,12 @@ func NewDB(specs []PoolSpec) (*DB, error) {
 			return nil, fmt.Errorf("lease: ranges overlap at %s", U32ToAddr(db.blocks[i].start))
 		}
 	}
-	for _, p := range db.Pools {
-		for _, b := range p.blocks {
-			for j := range b.leases {
-				p.counts[Free]++
-				db.enqueue(p, &b.leases[j])
-			}
+	// Queue in address order: with nothing else to go by, the lowest
+	// address is the oldest.
+	for _, b := range db.blocks {
+		for j := range b.leases {
+			b.pool.counts[Free]++
+			db.enqueue(b, j)
 		}
 	}
 	return db, nil
@@ -160,6 +190,15 @@ func (db *DB) findBlock(ip uint32) *block {
 		return db.blocks[i]
 	}
 	return nil
+}
+
+// locate returns the block holding ip and the lease's index in it.
+func (db *DB) locate(ip uint32) (*block, int) {
+	b := db.findBlock(ip)
+	if b == nil {
+		return nil, 0
+	}
+	return b, int(ip - b.start)
 }
 
 // Get returns the lease of an address and its pool, or nil if the address
@@ -191,9 +230,11 @@ type ClientKey struct {
 	HAddr    string
 }
 
-func hwKey(htype uint8, addr []byte) string {
-	b := make([]byte, 0, 1+len(addr))
-	return string(append(append(b, htype), addr...))
+func (k ClientKey) hwIndexKey() hwIndexKey {
+	var h hwIndexKey
+	h.htype = k.HType
+	h.hlen = uint8(copy(h.addr[:], k.HAddr))
+	return h
 }
 
 // KeyOf returns the identity stored in a lease.
@@ -214,14 +255,20 @@ func (l *Lease) Owns(k ClientKey) bool {
 // HasClient reports whether the lease names a client at all.
 func (l *Lease) HasClient() bool { return l.ClientID != "" || l.HLen > 0 }
 
-// FindClient returns the lease last held by the client, or nil.
+// FindClient returns the lease last held by the client, or nil. When the
+// client holds an active lease, that is the one returned.
+//
+// Leases are indexed by client identifier, and by hardware address only
+// when they carry no client identifier: a lease with an identifier can
+// never be owned (see Owns) by a client that is known by its hardware
+// address alone, so indexing it there would only hide a lease that can.
 func (db *DB) FindClient(k ClientKey) *Lease {
 	var ip uint32
 	var ok bool
 	if k.ClientID != "" {
 		ip, ok = db.byClientID[k.ClientID]
 	} else if k.HAddr != "" {
-		ip, ok = db.byHardware[hwKey(k.HType, []byte(k.HAddr))]
+		ip, ok = db.byHardware[k.hwIndexKey()]
 	}
 	if !ok {
 		return nil
@@ -235,144 +282,202 @@ func (db *DB) FindClient(k ClientKey) *Lease {
 
 // Update applies fn to the lease of ip and keeps counts, queues, indexes
 // and the expiry schedule right. The lease is marked dirty, to be written
-// by whoever drains DirtyLeases.
+// by whoever drains DirtyLeases. fn must leave a valid binding state
+// (StateNone … Backup); it cannot change the address.
 func (db *DB) Update(ip uint32, fn func(l *Lease)) (*Lease, error) {
-	l, p := db.Get(ip)
-	if l == nil {
+	b, i := db.locate(ip)
+	if b == nil {
 		return nil, fmt.Errorf("lease: %s is in no pool", U32ToAddr(ip))
 	}
-	oldState, oldCID := l.State, l.ClientID
-	oldHW := ""
-	if l.HLen > 0 {
-		oldHW = hwKey(l.HType, l.HAddr[:l.HLen])
-	}
-	oldEnds := l.Ends
-	ip0, fixed, queued := l.IP, l.Flags&flagFixed, l.Flags&flagQueued
-	wasDirty := l.Flags&flagDirty != 0
-	fn(l)
-	l.IP = ip0
-	l.Flags = l.Flags&(diskFlags) | fixed | queued | flagDirty
-	if oldState != l.State {
-		p.counts[oldState]--
-		p.counts[l.State]++
-		db.enqueue(p, l)
-	}
-	if oldCID != l.ClientID && oldCID != "" && db.byClientID[oldCID] == ip {
-		delete(db.byClientID, oldCID)
-	}
-	newHW := ""
-	if l.HLen > 0 {
-		newHW = hwKey(l.HType, l.HAddr[:l.HLen])
-	}
-	if oldHW != newHW && oldHW != "" && db.byHardware[oldHW] == ip {
-		delete(db.byHardware, oldHW)
-	}
-	db.index(l, newHW)
-	if l.State == Active && l.Ends != Never && (l.Ends != oldEnds || oldState != Active) {
-		heap.Push(&db.expiry, expiryEntry{ends: l.Ends, ip: ip})
-	}
-	if !wasDirty {
-		db.dirty = append(db.dirty, ip)
-	}
-	return l, nil
+	db.update(b, i, fn)
+	return &b.leases[i], nil
 }
 
-func (db *DB) index(l *Lease, hw string) {
+// update is Update on a located lease; it reports whether the binding
+// state changed.
+func (db *DB) update(b *block, i int, fn func(l *Lease)) bool {
+	l := &b.leases[i]
+	p := b.pool
+	old := *l
+	fn(l)
+	l.IP = old.IP
+	l.Flags = l.Flags&diskFlags | old.Flags&flagFixed | flagDirty
+	if int(l.State) >= len(p.counts) {
+		panic(fmt.Sprintf("lease: %s: binding state %d out of range", l.Addr(), l.State))
+	}
+	changed := old.State != l.State
+	if changed {
+		p.counts[old.State]--
+		p.counts[l.State]++
+		db.enqueue(b, i)
+	}
+
+	// Drop index entries that named this lease under a key it no longer
+	// carries, then (re)index it under its current keys.
+	if old.ClientID != "" && old.ClientID != l.ClientID {
+		if cur, ok := db.byClientID[old.ClientID]; ok && cur == l.IP {
+			delete(db.byClientID, old.ClientID)
+		}
+	}
+	oldHW, hadHW := hwKeyOf(&old)
+	newHW, hasHW := hwKeyOf(l)
+	if hadHW && (!hasHW || oldHW != newHW) {
+		if cur, ok := db.byHardware[oldHW]; ok && cur == l.IP {
+			delete(db.byHardware, oldHW)
+		}
+	}
 	if l.ClientID != "" {
-		if cur, ok := db.byClientID[l.ClientID]; !ok || cur != l.IP {
+		if cur, ok := db.byClientID[l.ClientID]; !ok || cur != l.IP && db.mayTakeIndex(l, cur) {
 			db.byClientID[l.ClientID] = l.IP
 		}
 	}
-	if hw != "" {
-		if cur, ok := db.byHardware[hw]; !ok || cur != l.IP {
-			db.byHardware[hw] = l.IP
+	if hasHW {
+		if cur, ok := db.byHardware[newHW]; !ok || cur != l.IP && db.mayTakeIndex(l, cur) {
+			db.byHardware[newHW] = l.IP
+		}
+	}
+
+	if l.State == Active && l.Ends != Never && (l.Ends != old.Ends || old.State != Active) {
+		db.schedule(l.Ends, l.IP)
+	}
+	if old.Flags&flagDirty == 0 {
+		db.dirty = append(db.dirty, l.IP)
+	}
+	return changed
+}
+
+// mayTakeIndex decides whether lease l, which names a client, should
+// replace the lease at cur as the one the index returns for that client:
+// yes, unless cur is an active lease of the same client and l is not
+// active (a client's current binding wins over its history).
+func (db *DB) mayTakeIndex(l *Lease, cur uint32) bool {
+	if l.State == Active {
+		return true
+	}
+	o, _ := db.Get(cur)
+	return o == nil || o.State != Active || !o.Owns(KeyOf(l))
+}
+
+// enqueue makes lease i of block b a candidate at the back of its pool's
+// queue for its state, if that state is allocatable.
+func (db *DB) enqueue(b *block, i int) {
+	l := &b.leases[i]
+	q := queueOf(l.State)
+	if q < 0 {
+		return
+	}
+	p := b.pool
+	p.nextSeq++
+	b.seq[i] = p.nextSeq
+	p.queues[q].pushBack(queueEntry{ip: l.IP, seq: p.nextSeq})
+	if p.queues[q].len() > 2*p.counts[l.State]+64 {
+		db.sweep(p, q)
+	}
+}
+
+// live returns the lease of a queue entry if the entry is its current one
+// and the lease may still be allocated from queue q.
+func (db *DB) live(q int, e queueEntry) *Lease {
+	b, i := db.locate(e.ip)
+	if b == nil || b.seq[i] != e.seq {
+		return nil
+	}
+	l := &b.leases[i]
+	if l.State != queueState(q) || l.Flags&flagFixed != 0 {
+		return nil
+	}
+	return l
+}
+
+// sweep drops the stale entries of a queue, keeping the order of the rest.
+func (db *DB) sweep(p *Pool, q int) {
+	f := &p.queues[q]
+	n := f.len()
+	for ; n > 0; n-- {
+		e := f.popFront()
+		if db.live(q, e) != nil {
+			f.pushBack(e)
 		}
 	}
 }
 
-func (db *DB) enqueue(p *Pool, l *Lease) {
-	q := queueOf(l.State)
-	if q < 0 || l.Flags&flagQueued != 0 {
-		return
-	}
-	l.Flags |= flagQueued
-	p.queues[q].push(l.IP)
-}
-
 // Restore installs a lease read from the lease file. Leases for addresses
-// in no pool are reported by the returned false, so the caller can log
-// them; they are dropped, as ISC dhcpd does.
+// in no pool, or with a binding state this package does not know (or a
+// hardware length over MaxHardwareLen), are
+// reported by the returned false, so the caller can log them; they are
+// dropped, as ISC dhcpd does. Restored leases that are free (or backup, or
+// abandoned) and have a history go to the back of their allocation queue
+// in the order they are restored, behind the never-used addresses: restore
+// a lease file in its order and the least recently used address is
+// allocated first. Restored leases are marked dirty like any other change.
 func (db *DB) Restore(src *Lease) bool {
-	l, _ := db.Get(src.IP)
-	if l == nil {
+	b, i := db.locate(src.IP)
+	if b == nil || int(src.State) >= len(b.pool.counts) || src.HLen > MaxHardwareLen {
 		return false
 	}
-	_, _ = db.Update(src.IP, func(l *Lease) {
-		fixed := l.Flags & FlagDynamicRange
+	l := &b.leases[i]
+	dyn := l.Flags & FlagDynamicRange // from the configuration, not the file
+	if !db.update(b, i, func(l *Lease) {
 		*l = *src
-		l.Flags |= fixed
-	})
+		l.Flags = l.Flags&^FlagDynamicRange | dyn
+	}) && !l.Pristine() {
+		db.enqueue(b, i)
+	}
 	return true
 }
 
 // Allocate takes the oldest candidate address of pool p in state s (Free,
 // Backup or Abandoned) for which ok returns true. It does not change the
-// lease: the caller offers or binds it with Update. Candidates that ok
-// rejects stay in the queue.
+// lease: the caller offers or binds it with Update. The lease returned
+// moves to the back of the queue (if it is not bound, it stays a
+// candidate, behind the others); candidates that ok rejects keep their
+// place.
 func (db *DB) Allocate(p *Pool, s BindingState, ok func(l *Lease) bool) *Lease {
 	qi := queueOf(s)
 	if qi < 0 {
 		return nil
 	}
 	q := &p.queues[qi]
-	var skipped []uint32
-	defer func() {
-		for _, ip := range skipped {
-			q.push(ip)
+	var rejected []queueEntry
+	var found *Lease
+	for n := q.len(); n > 0; n-- {
+		e := q.popFront()
+		l := db.live(qi, e)
+		if l == nil {
+			continue // stale: the lease left the state (or is reserved)
 		}
-	}()
-	for q.len() > 0 {
-		ip := q.pop()
-		l, _ := db.Get(ip)
-		l.Flags &^= flagQueued
-		if l.State != s {
-			// Stale: the lease moved on since it was queued; if it comes
-			// back to an allocatable state it is queued again.
-			db.enqueue(p, l)
-			continue
-		}
-		if l.Flags&flagFixed != 0 {
-			continue
-		}
-		l.Flags |= flagQueued
 		if ok != nil && !ok(l) {
-			skipped = append(skipped, ip)
-			if len(skipped) > 64 {
-				return nil
-			}
+			rejected = append(rejected, e)
 			continue
 		}
-		// Leave it at the back of the queue: if the caller does not bind
-		// it (an offer that is never taken up) it stays a candidate.
-		skipped = append(skipped, ip)
-		return l
+		q.pushBack(e)
+		found = l
+		break
 	}
-	return nil
+	for j := len(rejected) - 1; j >= 0; j-- {
+		q.pushFront(rejected[j])
+	}
+	return found
 }
 
 // Expire moves every active lease whose Ends is at or before now to its
 // next state, via fn which decides that state (Free for a lone server,
-// Expired under failover). It returns how many expired.
+// Expired under failover). It returns how many expired. The client stays
+// recorded in the lease, so a returning client can get its address back.
 func (db *DB) Expire(now int64, next func(l *Lease) BindingState) int {
 	n := 0
-	for db.expiry.Len() > 0 && db.expiry[0].ends <= now {
+	for len(db.expiry) > 0 && db.expiry[0].ends <= now {
 		e := heap.Pop(&db.expiry).(expiryEntry)
-		l, _ := db.Get(e.ip)
-		if l == nil || l.State != Active || l.Ends != e.ends {
+		b, i := db.locate(e.ip)
+		if b == nil {
 			continue
 		}
+		l := &b.leases[i]
+		if l.State != Active || l.Ends != e.ends {
+			continue // rescheduled or no longer active
+		}
 		st := next(l)
-		_, _ = db.Update(e.ip, func(l *Lease) {
+		db.update(b, i, func(l *Lease) {
 			l.State = st
 			l.Next = StateNone
 		})
@@ -383,7 +488,7 @@ func (db *DB) Expire(now int64, next func(l *Lease) BindingState) int {
 
 // NextExpiry returns the earliest Ends among active leases, or 0 if none.
 func (db *DB) NextExpiry() int64 {
-	for db.expiry.Len() > 0 {
+	for len(db.expiry) > 0 {
 		e := db.expiry[0]
 		l, _ := db.Get(e.ip)
 		if l != nil && l.State == Active && l.Ends == e.ends {
@@ -394,15 +499,60 @@ func (db *DB) NextExpiry() int64 {
 	return 0
 }
 
+// schedule adds an expiry entry. Entries are not removed when a lease is
+// renewed; they are skipped when they come due, and swept out when they
+// outnumber the active leases (a client renewing every second must not
+// grow the heap without bound).
+func (db *DB) schedule(ends int64, ip uint32) {
+	heap.Push(&db.expiry, expiryEntry{ends: ends, ip: ip})
+	if len(db.expiry) <= 1024 {
+		return
+	}
+	active := 0
+	for _, p := range db.Pools {
+		active += p.counts[Active]
+	}
+	if len(db.expiry) > 2*active+1024 {
+		db.compactExpiry()
+	}
+}
+
+func (db *DB) compactExpiry() {
+	h := db.expiry[:0]
+	for _, e := range db.expiry {
+		if l, _ := db.Get(e.ip); l != nil && l.State == Active && l.Ends == e.ends {
+			h = append(h, e)
+		}
+	}
+	sort.Slice(h, func(i, j int) bool {
+		if h[i].ip != h[j].ip {
+			return h[i].ip < h[j].ip
+		}
+		return h[i].ends < h[j].ends
+	})
+	u := h[:0]
+	for i, e := range h {
+		if i == 0 || e != h[i-1] {
+			u = append(u, e)
+		}
+	}
+	clear(db.expiry[len(u):])
+	db.expiry = u
+	heap.Init(&db.expiry)
+}
+
 // DrainDirty calls fn for every lease changed since the last drain, in the
-// order of their first change, and forgets them.
+// order of their first change, and forgets them. A lease that fn itself
+// changes is dirty again for the next drain.
 func (db *DB) DrainDirty(fn func(l *Lease)) {
-	for _, ip := range db.dirty {
+	list := db.dirty
+	db.dirty = db.spare[:0]
+	for _, ip := range list {
 		l, _ := db.Get(ip)
 		l.Flags &^= flagDirty
 		fn(l)
 	}
-	db.dirty = db.dirty[:0]
+	db.spare = list[:0]
 }
 
 // DirtyCount returns the number of leases waiting to be written.
@@ -420,8 +570,11 @@ func (db *DB) Each(fn func(l *Lease, p *Pool)) {
 // Pristine reports whether a lease carries no information beyond "free
 // and never used", so snapshots can leave it out.
 func (l *Lease) Pristine() bool {
-	return l.State == Free && !l.HasClient() && l.Starts == 0 && l.Ends == 0 &&
+	return l.State == Free && !l.HasClient() && l.Hostname == "" &&
+		l.Starts == 0 && l.Ends == 0 &&
 		l.TSTP == 0 && l.TSFP == 0 && l.ATSFP == 0 && l.CLTT == 0 &&
+		(l.Next == StateNone || l.Next == Free) &&
+		(l.Rewind == StateNone || l.Rewind == Free) &&
 		l.Flags&(FlagReserved|FlagBootp) == 0
 }
 
@@ -433,34 +586,51 @@ func (l *Lease) Snapshot() Lease {
 	return c
 }
 
+type queueEntry struct {
+	ip, seq uint32
+}
+
+// fifo is a ring buffer of queue entries.
 type fifo struct {
-	buf        []uint32
+	buf        []queueEntry
 	head, size int
 }
 
 func (q *fifo) len() int { return q.size }
 
-func (q *fifo) push(v uint32) {
-	if q.size == len(q.buf) {
-		n := len(q.buf) * 2
-		if n == 0 {
-			n = 16
-		}
-		nb := make([]uint32, n)
-		for i := 0; i < q.size; i++ {
-			nb[i] = q.buf[(q.head+i)%len(q.buf)]
-		}
-		q.buf, q.head = nb, 0
+func (q *fifo) grow() {
+	if q.size < len(q.buf) {
+		return
 	}
-	q.buf[(q.head+q.size)%len(q.buf)] = v
+	n := len(q.buf) * 2
+	if n == 0 {
+		n = 16
+	}
+	nb := make([]queueEntry, n)
+	for i := 0; i < q.size; i++ {
+		nb[i] = q.buf[(q.head+i)%len(q.buf)]
+	}
+	q.buf, q.head = nb, 0
+}
+
+func (q *fifo) pushBack(e queueEntry) {
+	q.grow()
+	q.buf[(q.head+q.size)%len(q.buf)] = e
 	q.size++
 }
 
-func (q *fifo) pop() uint32 {
-	v := q.buf[q.head]
+func (q *fifo) pushFront(e queueEntry) {
+	q.grow()
+	q.head = (q.head - 1 + len(q.buf)) % len(q.buf)
+	q.buf[q.head] = e
+	q.size++
+}
+
+func (q *fifo) popFront() queueEntry {
+	e := q.buf[q.head]
 	q.head = (q.head + 1) % len(q.buf)
 	q.size--
-	return v
+	return e
 }
 
 type expiryEntry struct {
