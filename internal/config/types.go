@@ -64,6 +64,19 @@ type Config struct {
 	// DDNSUpdateStyle as written; only "none" (or unset) is accepted.
 	DDNSUpdateStyle string
 
+	// LeaseFileName and PIDFileName are "lease-file-name" and
+	// "pid-file-name"; "" when unset (command-line flags decide).
+	LeaseFileName string
+	PIDFileName   string
+	// LocalAddress is "local-address": the address to listen on for DHCP;
+	// the invalid Addr when unset.
+	LocalAddress netip.Addr
+	// LocalPort and RemotePort are "local-port" (the DHCP server port,
+	// default 67) and "remote-port" (the client port, default 68); 0 when
+	// unset.
+	LocalPort  int
+	RemotePort int
+
 	// Warnings are statements accepted but ignored, and advice (for
 	// example a primary with no split). Each names its position.
 	Warnings []string
@@ -76,14 +89,38 @@ type Params struct {
 	MinLeaseTime     uint32 // seconds; 0 = none
 	Authoritative    bool
 
-	AllowUnknownClients bool // default true
-	AllowBootp          bool // default true
-	AllowDynamicBootp   bool // default true ("dynamic bootp clients")
+	// AllowUnknownClients: may a client without a host declaration get
+	// an address here ("allow/deny unknown-clients"). Default true.
+	AllowUnknownClients bool
+	// AllowKnownClients: may a client with a host declaration get an
+	// address from this pool. Only pool permit lists ("deny known-clients",
+	// "allow unknown-clients") clear it. Default true.
+	AllowKnownClients bool
+	AllowBootp        bool // "allow/deny bootp": answer BOOTP at all. Default true.
+	// AllowBooting is "allow/deny booting", normally written in a host to
+	// refuse that client any answer. Default true.
+	AllowBooting bool
+	// AllowDynamicBootp: may a BOOTP client get a dynamic address from
+	// this pool ("dynamic bootp clients" in a pool permit list, or a
+	// "range dynamic-bootp" outside pools). A BOOTP client may use a pool
+	// when AllowDynamicBootp and (known ? AllowKnownClients :
+	// AllowUnknownClients). Default true.
+	AllowDynamicBootp bool
 
 	// ServerIdentifier is the invalid Addr when not configured: the
 	// server then uses the address of the interface the request came in on.
 	ServerIdentifier netip.Addr
 	PingCheck        bool // parsed; Tandem does not ping (see README)
+
+	// Filename, ServerName and NextServer are "filename", "server-name"
+	// and "next-server": the BOOTP file, sname and siaddr fields (RFC 2131
+	// §2). Empty or invalid when unset.
+	Filename   string
+	ServerName string
+	NextServer netip.Addr
+	// UseHostDeclNames is "use-host-decl-names". The parser has already
+	// applied it: such hosts carry a host-name option with their name.
+	UseHostDeclNames bool
 
 	// Options are DHCP options in the order they were first set; an inner
 	// scope's value for a code replaces the outer one in place.
@@ -91,7 +128,9 @@ type Params struct {
 }
 
 // Option is one DHCP option, already encoded as it goes on the wire
-// (without code and length bytes).
+// (without code and length bytes). Data may exceed 255 bytes (a long
+// domain-search list, for example); the sender must then split it into
+// several instances as RFC 3396 describes.
 type Option struct {
 	Code uint8
 	Name string // the dhcpd.conf name, e.g. "routers"
@@ -190,7 +229,7 @@ type FailoverPeer struct {
 	// bit means the primary serves the bucket). From "split N" or "hba".
 	// nil on the secondary, which learns it from CONNECT.
 	HBA                   []byte
-	Split                 int  // -1 when "hba" was used or neither was given
+	Split                 int    // -1 when "hba" was used or neither was given
 	LoadBalanceMaxSeconds uint32 // default 0 (ISC code default)
 	MaxLeaseMisbalance    uint32 // percent, default 15
 	MaxLeaseOwnership     uint32 // percent, default 10
