@@ -287,6 +287,51 @@ func TestLoopbackSend(t *testing.T) {
 	}
 }
 
+// TestLoopbackL2Fallback asks for a layer-2 unicast out of "lo", which is
+// not Ethernet: the reply must go out as a broadcast (RFC 2131 §4.1 "If
+// unicasting is not possible ...") and count as a failed l2 attempt.
+func TestLoopbackL2Fallback(t *testing.T) {
+	c := loopbackConn(t, Config{})
+	lo := loIndex(t, c)
+	client, err := listenUDP(fmt.Sprintf("0.0.0.0:%d", c.Port()+1), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+
+	data := payload(5, 300)
+	sent, err := c.SendBatch([]Reply{
+		{Data: data, IfIndex: lo, HType: 1, CHAddr: mac, Yiaddr: netip.MustParseAddr("127.0.0.2")},
+		{Data: data, IfIndex: 0, Broadcast: true},
+	})
+	if sent != 1 || err == nil || !strings.Contains(err.Error(), "without an interface") {
+		t.Fatalf("SendBatch = %d, %v; want 1 sent and an error for the broadcast without interface", sent, err)
+	}
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 1000)
+	n, from, err := client.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf[:n], data) || from.Port() != c.Port() {
+		t.Errorf("got %d bytes from %v", n, from)
+	}
+	vals, err := counterValues(c.Metrics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]float64{
+		"tandem_dhcpnet_sent_replies_total{kind=broadcast}": 1,
+		"tandem_dhcpnet_sent_replies_total{kind=l2}":        0,
+		"tandem_dhcpnet_send_errors_total{kind=l2}":         1,
+		"tandem_dhcpnet_send_errors_total{kind=broadcast}":  1,
+	} {
+		if vals[k] != want {
+			t.Errorf("%s = %v, want %v", k, vals[k], want)
+		}
+	}
+}
+
 func TestListenUnknownInterface(t *testing.T) {
 	_, err := Listen(Config{Port: 20000 + uint16(rand.IntN(40000)), Interfaces: []string{"lo", "no-such-if0"}, Logger: quietLogger()})
 	if err == nil || !strings.Contains(err.Error(), "no-such-if0") {

@@ -48,9 +48,15 @@ type decodedFrame struct {
 
 func decodeFrame(t *testing.T, f []byte) decodedFrame {
 	t.Helper()
-	if len(f) < 42 {
-		t.Fatalf("frame of %d bytes is too short", len(f))
+	d, ok := parseUDPFrame(f)
+	if !ok {
+		t.Fatalf("not an Ethernet/IPv4/UDP frame: % x", f)
 	}
+	return d
+}
+
+// decodeFrameUnchecked decodes a frame parseUDPFrame has checked.
+func decodeFrameUnchecked(f []byte) decodedFrame {
 	ip := f[14:]
 	ihl := int(ip[0]&0x0f) * 4
 	udp := ip[ihl:]
@@ -206,4 +212,8 @@ func TestPktinfoRoundTrip(t *testing.T) {
 	if _, ok := parsePktinfo(nil); ok {
 		t.Error("parsePktinfo accepted nothing")
 	}
+}
+
+func cmpDiff(want, got any) string {
+	return cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b }))
 }
