@@ -28,7 +28,7 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 		f.Add(b)
 	}
-	f.Add([]byte{0, 16, 3, 12, 0, 0, 0, 0, 0, 0, 0, 1, 0, 9, 0, 0})     // DDNS
+	f.Add([]byte{0, 16, 3, 12, 0, 0, 0, 0, 0, 0, 0, 1, 0, 9, 0, 0})  // DDNS
 	f.Add([]byte{0, 14, 11, 14, 0, 0, 0, 0, 0, 0, 0, 1, 0xab, 0xcd}) // payload offset 14
 
 	f.Fuzz(func(t *testing.T, in []byte) {

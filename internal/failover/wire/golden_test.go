@@ -21,7 +21,8 @@ import (
 // cmpOpts compares Messages, whose AssignedIP is a netip.Addr.
 var cmpOpts = cmp.Options{cmpopts.EquateComparable(netip.Addr{})}
 
-const captureDir = "../../../../shared/captures"
+// captureDir holds copies of shared/captures (see testdata/README.md).
+const captureDir = "testdata"
 
 const (
 	startupCapture   = "isc44-pair-startup-recover.pcap"
