@@ -438,6 +438,8 @@ func (c *Conn) Close() error {
 		delete(c.l2, idx)
 	}
 	c.l2mu.Unlock()
+	c.refreshMu.Lock()
 	c.nl.Close()
+	c.refreshMu.Unlock()
 	return err
 }

@@ -56,7 +56,7 @@ var netipEqual = cmp.Options{
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // loopbackConn opens a Conn serving only "lo" on a free random port pair.
-func loopbackConn(t *testing.T, cfg Config) *Conn {
+func loopbackConn(t testing.TB, cfg Config) *Conn {
 	t.Helper()
 	cfg.Interfaces = []string{"lo"}
 	cfg.Logger = quietLogger()

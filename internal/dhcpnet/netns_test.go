@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -494,6 +495,7 @@ func TestNetns(t *testing.T) {
 		if len(got) != 3 {
 			t.Fatalf("received %d packets, want 3", len(got))
 		}
+		// Sent from different threads, the packets may arrive in any order.
 		for i, want := range []struct {
 			data            []byte
 			ifIndex         int
@@ -503,8 +505,13 @@ func TestNetns(t *testing.T) {
 			{d2, b0, peerB, limitedBroadcast, srvB},
 			{d3, a0, peerA, srvA, srvA},
 		} {
-			p := got[i]
-			if !bytes.Equal(p.Data, want.data) || p.IfIndex != want.ifIndex || p.Src.Addr() != want.src || p.Dst != want.dst || p.Local != want.local {
+			j := slices.IndexFunc(got, func(p Packet) bool { return bytes.Equal(p.Data, want.data) })
+			if j < 0 {
+				t.Errorf("packet %d not received", i)
+				continue
+			}
+			p := got[j]
+			if p.IfIndex != want.ifIndex || p.Src.Addr() != want.src || p.Dst != want.dst || p.Local != want.local {
 				t.Errorf("packet %d: ifindex %d src %s dst %s local %s; want ifindex %d src %s dst %s local %s",
 					i, p.IfIndex, p.Src, p.Dst, p.Local, want.ifIndex, want.src, want.dst, want.local)
 			}
