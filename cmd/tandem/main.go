@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"log/syslog"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -124,7 +125,7 @@ func serve(args []string) error {
 	fs.BoolVar(&f.testOnly, "t", false, "test the configuration file and exit")
 	fs.BoolVar(&f.quiet, "q", false, "accepted for ISC compatibility")
 	fs.BoolVar(&f.verbose, "v", false, "debug logging")
-	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on this TCP address (e.g. 127.0.0.1:9967)")
+	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics (/metrics) and profiles (/debug/pprof/) on this TCP address, e.g. 127.0.0.1:9967")
 	fs.BoolVar(&f.daemonChild, "daemon-child", false, "internal: set when tandem re-executes itself to detach")
 	_ = fs.Bool("4", true, "DHCPv4 (the only protocol Tandem serves; accepted for ISC compatibility)")
 	_ = fs.Parse(args)
@@ -170,6 +171,8 @@ func serve(args []string) error {
 	if f.metrics != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		go func() {
 			if err := http.ListenAndServe(f.metrics, mux); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("metrics listener failed", "addr", f.metrics, "err", err)
