@@ -89,32 +89,30 @@ func AppendLease(buf []byte, l *lease.Lease) []byte {
 
 // AppendFailoverState appends r as a "failover peer … state" record in the
 // form of ISC's write_failover_state (server/db.c; failover-wire.md §13).
-// An empty state is written as "unknown-state", as ISC prints states it
-// cannot name; MCLT 0 is left out (ISC writes mclt on the secondary only).
+// An empty state leaves its line out, which ISC's reader takes as "no
+// change"; MCLT 0 is left out (ISC writes mclt on the secondary only).
 func AppendFailoverState(buf []byte, r *lease.FailoverStateRecord) []byte {
 	buf = append(buf, "\nfailover peer "...)
 	buf = appendQuoted(buf, r.Peer)
-	buf = append(buf, " state {\n  my state "...)
-	buf = appendFailoverStateName(buf, r.MyState)
-	buf = append(buf, " at "...)
-	buf = appendTime(buf, r.MyStateAt)
-	buf = append(buf, "\n  partner state "...)
-	buf = appendFailoverStateName(buf, r.PartnerState)
-	buf = append(buf, " at "...)
-	buf = appendTime(buf, r.PartnerAt)
+	buf = append(buf, " state {"...)
+	if r.MyState != "" {
+		buf = append(buf, "\n  my state "...)
+		buf = append(buf, r.MyState...)
+		buf = append(buf, " at "...)
+		buf = appendTime(buf, r.MyStateAt)
+	}
+	if r.PartnerState != "" {
+		buf = append(buf, "\n  partner state "...)
+		buf = append(buf, r.PartnerState...)
+		buf = append(buf, " at "...)
+		buf = appendTime(buf, r.PartnerAt)
+	}
 	if r.MCLT != 0 {
 		buf = append(buf, "\n  mclt "...)
 		buf = strconv.AppendUint(buf, uint64(r.MCLT), 10)
 		buf = append(buf, ';')
 	}
 	return append(buf, "\n}\n"...)
-}
-
-func appendFailoverStateName(buf []byte, s string) []byte {
-	if s == "" {
-		s = "unknown-state"
-	}
-	return append(buf, s...)
 }
 
 func validState(s lease.BindingState) bool {
