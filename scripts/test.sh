@@ -11,7 +11,16 @@ cd "$(dirname "$0")/.."
 command -v go >/dev/null || { echo "test: go not found in PATH" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || echo "test: not root: network-namespace tests will skip" >&2
 
+# Vet problems fail the run, but go test still runs so that its summary
+# stays the last thing printed.
 echo "test: go vet ./..." >&2
-go vet ./...
+vet=0
+go vet ./... || vet=$?
 echo "test: go test ./..." >&2
-exec go test -timeout 60m "$@" ./...
+status=0
+go test -timeout 60m "$@" ./... || status=$?
+if [ "$vet" -ne 0 ] && [ "$status" -eq 0 ]; then
+	echo "FAIL (go vet reported problems above)"
+	status=$vet
+fi
+exit "$status"
