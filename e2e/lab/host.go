@@ -270,3 +270,38 @@ func (l *Lab) setCut(a, b netip.Addr, on bool) error {
 	}
 	return nil
 }
+
+// fanOutTable rewrites, on the relay host, DHCP requests addressed to a
+// server into limited broadcasts. A "route" chain makes the kernel route
+// the rewritten packet again, so it leaves as an Ethernet broadcast.
+const fanOutTable = `table ip tandemfanout {
+	set servers { type ipv4_addr; }
+	chain output { type route hook output priority 0; policy accept; ip daddr @servers udp dport 67 ip daddr set 255.255.255.255; }
+}
+`
+
+// RelayFanOut makes every DHCP request the relay host sends to one of the
+// lab's servers reach all of them, like a relay agent configured with
+// every server as a helper address: what a failover pair needs, since both
+// partners must see each request. perfdhcp keeps targeting one server's
+// address (it cannot send broadcasts itself) and nftables turns each
+// packet into a broadcast on its way out. Replies still come back unicast
+// to giaddr. RelayFanOut(false) removes the rewrite.
+func (l *Lab) RelayFanOut(on bool) {
+	l.tb.Helper()
+	h := l.Relay
+	if !on {
+		if _, err := h.Run("nft", "delete", "table", "ip", "tandemfanout"); err != nil && !strings.Contains(err.Error(), "No such file") {
+			l.tb.Fatalf("lab: fan-out off: %v", err)
+		}
+		return
+	}
+	var elems []string
+	for _, s := range l.Servers {
+		elems = append(elems, s.IP.String())
+	}
+	script := fanOutTable + fmt.Sprintf("flush set ip tandemfanout servers\nadd element ip tandemfanout servers { %s }\n", strings.Join(elems, ", "))
+	if _, err := h.RunInput(script, "nft", "-f", "-"); err != nil {
+		l.tb.Fatalf("lab: fan-out on: %v", err)
+	}
+}
