@@ -6,11 +6,16 @@
 //
 // Lease changes are left marked dirty in the lease.DB; a reply whose Result
 // says Durable must not leave the server before those changes are on disk.
+//
+// Where RFC 2131 leaves a choice, the handler does what ISC dhcpd 4.4 does
+// (server/dhcp.c), so that a mixed ISC/Tandem pair answers alike.
 package dhcp
 
 import (
+	"bytes"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/iana"
@@ -61,7 +66,8 @@ type Policy interface {
 	// be given to a client by this server now.
 	MayReuse(now int64, p *lease.Pool, l *lease.Lease) bool
 	// GrantTime caps the lease time (the MCLT rule) and may adjust the
-	// lease's failover times before it is bound.
+	// lease's failover times before it is bound. For an offer it is called
+	// on a copy of the lease, which is discarded.
 	GrantTime(now int64, p *lease.Pool, l *lease.Lease, desired uint32) uint32
 	// Released is the state a released or expired lease moves to.
 	Released(p *lease.Pool) lease.BindingState
@@ -88,6 +94,8 @@ type Handler struct {
 
 	hostsByHW  map[string]*config.Host
 	hostsByCID map[string]*config.Host
+	// serverIDs are the configured server identifiers of every scope.
+	serverIDs map[netip.Addr]bool
 
 	offers        map[uint32]offer
 	offerByClient map[lease.ClientKey]uint32
@@ -136,11 +144,22 @@ func NewHandler(cfg *config.Config, db *lease.DB, policy Policy, stats *Stats) *
 		poolsOf:       make(map[*config.Subnet][]*lease.Pool),
 		hostsByHW:     make(map[string]*config.Host),
 		hostsByCID:    make(map[string]*config.Host),
+		serverIDs:     make(map[netip.Addr]bool),
 		offers:        make(map[uint32]offer),
 		offerByClient: make(map[lease.ClientKey]uint32),
 	}
+	addSID := func(prm *config.Params) {
+		if prm.ServerIdentifier.IsValid() {
+			h.serverIDs[prm.ServerIdentifier] = true
+		}
+	}
+	addSID(&cfg.Global)
 	shared := make(map[string]*network)
 	for _, s := range cfg.Subnets {
+		addSID(&s.Params)
+		for _, p := range s.Pools {
+			addSID(&p.Params)
+		}
 		if s.SharedNetwork == "" {
 			h.networks[s] = &network{subnets: []*config.Subnet{s}}
 			continue
@@ -158,6 +177,7 @@ func NewHandler(cfg *config.Config, db *lease.DB, policy Policy, stats *Stats) *
 		h.poolsOf[t.Subnet] = append(h.poolsOf[t.Subnet], p)
 	}
 	for _, host := range cfg.Hosts {
+		addSID(&host.Params)
 		if host.ClientID != nil {
 			h.hostsByCID[string(host.ClientID)] = host
 		}
@@ -177,6 +197,20 @@ type client struct {
 	host *config.Host
 }
 
+// id is the client's identity alone: its client identifier if it sent
+// one (then chaddr is only where it happens to be), else its hardware
+// address. Offers are held for an identity.
+func (c client) id() lease.ClientKey {
+	if c.key.ClientID != "" {
+		return lease.ClientKey{ClientID: c.key.ClientID}
+	}
+	return c.key
+}
+
+// identify names the client by its client identifier (option 61) when it
+// sent one, else by chaddr (RFC 2131 §4.2), and finds its host
+// declaration: by client identifier first, then by hardware address, as
+// ISC dhcpd does.
 func (h *Handler) identify(p *dhcpv4.DHCPv4) client {
 	var c client
 	if cid := p.Options.Get(dhcpv4.OptionClientIdentifier); len(cid) > 0 {
@@ -207,6 +241,10 @@ func (h *Handler) Handle(now int64, req Request) Result {
 		return h.drop("no client identity")
 	}
 	mt := p.MessageType()
+	if mt == dhcpv4.MessageTypeNone && p.Options.Has(dhcpv4.OptionDHCPMessageType) {
+		// A DHCP message type option that does not decode is not BOOTP.
+		return h.drop("malformed message type")
+	}
 	h.stats.countReceived(mt)
 	subnet := h.selectSubnet(p, req.LocalAddrs)
 	c := h.identify(p)
@@ -220,7 +258,7 @@ func (h *Handler) Handle(now int64, req Request) Result {
 	case dhcpv4.MessageTypeDecline:
 		return h.decline(now, p, c)
 	case dhcpv4.MessageTypeInform:
-		return h.inform(req, subnet)
+		return h.inform(req, subnet, c)
 	case dhcpv4.MessageTypeNone:
 		return h.bootp(now, req, subnet, c)
 	}
@@ -235,7 +273,7 @@ func (h *Handler) drop(reason string) Result {
 // selectSubnet finds the subnet a client is on: the relay's giaddr names
 // it (RFC 2131 §4.3.1), else the receiving interface's address does.
 func (h *Handler) selectSubnet(p *dhcpv4.DHCPv4, local []netip.Prefix) *config.Subnet {
-	if gi, ok := netip.AddrFromSlice(p.GatewayIPAddr.To4()); ok && !gi.IsUnspecified() {
+	if gi := addrOf(p.GatewayIPAddr); gi.IsValid() {
 		return h.subnetOf(gi)
 	}
 	for _, l := range local {
@@ -247,6 +285,9 @@ func (h *Handler) selectSubnet(p *dhcpv4.DHCPv4, local []netip.Prefix) *config.S
 }
 
 func (h *Handler) subnetOf(a netip.Addr) *config.Subnet {
+	if !a.IsValid() {
+		return nil
+	}
 	var best *config.Subnet
 	for _, s := range h.cfg.Subnets {
 		if s.Prefix.Contains(a) && (best == nil || s.Prefix.Bits() > best.Prefix.Bits()) {
@@ -283,7 +324,49 @@ func (h *Handler) fixedAddress(subnet *config.Subnet, c client) (netip.Addr, *co
 	return netip.Addr{}, nil
 }
 
-// poolAllows applies the pool's allow/deny lists.
+// scope returns the parameters that apply to client c for an address
+// whose own scope is base (its pool, or its subnet for a fixed address).
+//
+// A host declaration's statements override the address's scope, but the
+// scopes the host merely inherits do not (ISC evaluates the host's scope
+// chain only up to where it meets the subnet's; common/execute.c
+// execute_statements_in_scope). config.Host carries resolved values, so
+// a host value equal to the global one is taken as inherited: otherwise a
+// host declared at top level would lose its subnet's routers.
+func (h *Handler) scope(c client, base *config.Params) *config.Params {
+	if c.host == nil {
+		return base
+	}
+	g, hp := &h.cfg.Global, &c.host.Params
+	m := *base
+	if hp.DefaultLeaseTime != g.DefaultLeaseTime {
+		m.DefaultLeaseTime = hp.DefaultLeaseTime
+	}
+	if hp.MaxLeaseTime != g.MaxLeaseTime {
+		m.MaxLeaseTime = hp.MaxLeaseTime
+	}
+	if hp.MinLeaseTime != g.MinLeaseTime {
+		m.MinLeaseTime = hp.MinLeaseTime
+	}
+	if hp.ServerIdentifier != g.ServerIdentifier {
+		m.ServerIdentifier = hp.ServerIdentifier
+	}
+	m.Options = slices.Clone(base.Options)
+	for _, o := range hp.Options {
+		if inherited, ok := g.Option(o.Code); ok && bytes.Equal(inherited.Data, o.Data) {
+			continue
+		}
+		if i := slices.IndexFunc(m.Options, func(x config.Option) bool { return x.Code == o.Code }); i >= 0 {
+			m.Options[i] = o
+		} else {
+			m.Options = append(m.Options, o)
+		}
+	}
+	return &m
+}
+
+// poolAllows applies the pool's allow/deny lists. A client with a host
+// declaration is "known" (dhcpd.conf(5), allow and deny).
 func poolAllows(p *lease.Pool, c client, bootp bool) bool {
 	prm := &p.Tag.(PoolTag).Pool.Params
 	if c.host == nil && !prm.AllowUnknownClients {
@@ -295,82 +378,126 @@ func poolAllows(p *lease.Pool, c client, bootp bool) bool {
 	return true
 }
 
+func failover(p *lease.Pool, policy Policy) bool { return policy != nil && p.FailoverPeer != "" }
+
 func (h *Handler) allocState(now int64, p *lease.Pool) lease.BindingState {
-	if h.policy == nil || p.FailoverPeer == "" {
+	if !failover(p, h.policy) {
 		return lease.Free
 	}
 	return h.policy.AllocState(now, p)
 }
 
 func (h *Handler) releasedState(p *lease.Pool) lease.BindingState {
-	if h.policy == nil || p.FailoverPeer == "" {
+	if !failover(p, h.policy) {
 		return lease.Free
 	}
 	return h.policy.Released(p)
 }
 
 func (h *Handler) serves(now int64, p *lease.Pool, c client, mt dhcpv4.MessageType, secs uint16) bool {
-	if h.policy == nil || p.FailoverPeer == "" {
+	if !failover(p, h.policy) {
 		return true
 	}
 	return h.policy.Serve(now, p, c.key, mt, secs)
 }
 
-// usable reports whether this server may give lease l (not active for
-// another client) to client c now.
-func (h *Handler) usable(now int64, p *lease.Pool, l *lease.Lease, c client) bool {
+func (h *Handler) heldForOther(now int64, ip uint32, c client) bool {
+	o, ok := h.offers[ip]
+	return ok && o.until > now && o.key != c.id()
+}
+
+func (h *Handler) heldFor(now int64, ip uint32, c client) bool {
+	o, ok := h.offers[ip]
+	return ok && o.until > now && o.key == c.id()
+}
+
+// usable reports whether this server may give lease l to client c now.
+// requested says the client asked for this address in a DHCPREQUEST.
+// When the answer is no, why explains it for a NAK; why is "" when the
+// lease is the failover partner's to give, and the server must stay
+// silent so the partner can answer (ISC dhcprequest: "lease owned by
+// peer", "lease in transition state").
+func (h *Handler) usable(now int64, p *lease.Pool, l *lease.Lease, c client, requested bool) (ok bool, why string) {
 	if l.IsFixed() {
-		return false
+		return false, "address reserved for a host"
 	}
-	if o, ok := h.offers[l.IP]; ok && o.until > now && o.key != c.key {
-		return false
+	if h.heldForOther(now, l.IP, c) {
+		return false, "address offered to another client"
 	}
 	switch l.State {
 	case lease.Active:
-		return l.Owns(c.key) && l.Ends > now
+		// The holder may always extend its own binding, even one that ran
+		// out a moment ago and has not been expired yet.
+		if l.Owns(c.key) {
+			return true, ""
+		}
+		return false, "address leased to another client"
 	case lease.Abandoned:
-		return false
+		// Abandoned addresses are reused only as a last resort (offered by
+		// allocate) or when a client asks for one by name: then the
+		// address was most likely abandoned because that very client
+		// answered a ping after a database loss (ISC find_lease,
+		// "Reclaiming REQUESTed abandoned IP address").
+		if !requested && !h.heldFor(now, l.IP, c) {
+			return false, "address abandoned"
+		}
+		if failover(p, h.policy) && !h.policy.MayReuse(now, p, l) {
+			return false, ""
+		}
+		return true, ""
 	}
-	if l.State == h.allocState(now, p) {
-		return true
+	if !failover(p, h.policy) {
+		// A lone server has no partner to wait for: expired, released and
+		// reset leases are as good as free.
+		switch l.State {
+		case lease.Free, lease.Expired, lease.Released, lease.Reset:
+			return true, ""
+		}
+		return false, "address not available"
 	}
-	if h.policy == nil || p.FailoverPeer == "" {
-		return l.State == lease.Free
+	if l.State == h.allocState(now, p) || h.policy.MayReuse(now, p, l) {
+		return true, ""
 	}
-	return h.policy.MayReuse(now, p, l)
+	if l.State == lease.Reset {
+		// ISC: "lease reset by administrator" is NAKed.
+		return false, "address reset by administrator"
+	}
+	return false, ""
 }
 
-// findLease picks the address for a client on its network: its current
-// or previous lease, else the address it asks for, else a new one
-// (RFC 2131 §4.3.1).
+// findLease picks the address for a client on its network: the one
+// offered to it a moment ago, its current or previous lease, else the
+// address it asks for, else a new one (RFC 2131 §4.3.1).
 func (h *Handler) findLease(now int64, subnet *config.Subnet, c client, requested netip.Addr, msg dhcpv4.MessageType, secs uint16) (*lease.Lease, *lease.Pool) {
-	if ip, ok := h.offerByClient[c.key]; ok {
-		if o := h.offers[ip]; o.until > now {
-			if l, p := h.db.Get(ip); l != nil && h.onNetwork(subnet, l.Addr()) != nil && h.usable(now, p, l, c) {
+	if ip, ok := h.offerByClient[c.id()]; ok && h.heldFor(now, ip, c) {
+		if l, p := h.db.Get(ip); l != nil && h.onNetwork(subnet, l.Addr()) != nil {
+			if ok, _ := h.usable(now, p, l, c, false); ok {
 				return l, p
 			}
 		}
 	}
 	if l := h.db.FindClient(c.key); l != nil {
 		_, p := h.db.Get(l.IP)
-		if h.onNetwork(subnet, l.Addr()) != nil && poolAllows(p, c, false) && h.usable(now, p, l, c) {
-			return l, p
+		if h.onNetwork(subnet, l.Addr()) != nil && poolAllows(p, c, false) {
+			if ok, _ := h.usable(now, p, l, c, false); ok {
+				return l, p
+			}
 		}
 	}
 	if requested.IsValid() && h.onNetwork(subnet, requested) != nil {
-		if l, p := h.db.Get(lease.AddrToU32(requested)); l != nil && poolAllows(p, c, false) &&
-			h.usable(now, p, l, c) && h.serves(now, p, c, msg, secs) {
-			return l, p
+		if l, p := h.db.Get(lease.AddrToU32(requested)); l != nil && poolAllows(p, c, false) && h.serves(now, p, c, msg, secs) {
+			if ok, _ := h.usable(now, p, l, c, false); ok {
+				return l, p
+			}
 		}
 	}
 	return h.allocate(now, subnet, c, msg, secs, false)
 }
 
+// allocate takes a new address for the client from the pools of its
+// network, in configuration order (shared-network siblings included).
+// Abandoned addresses are used only when no pool has anything else.
 func (h *Handler) allocate(now int64, subnet *config.Subnet, c client, msg dhcpv4.MessageType, secs uint16, bootp bool) (*lease.Lease, *lease.Pool) {
-	notOffered := func(l *lease.Lease) bool {
-		o, ok := h.offers[l.IP]
-		return !ok || o.until <= now || o.key == c.key
-	}
 	for _, last := range []bool{false, true} {
 		for _, s := range h.networks[subnet].subnets {
 			for _, p := range h.poolsOf[s] {
@@ -379,20 +506,22 @@ func (h *Handler) allocate(now int64, subnet *config.Subnet, c client, msg dhcpv
 				}
 				st := h.allocState(now, p)
 				if last {
-					// ISC reuses abandoned addresses only when nothing else is left.
 					st = lease.Abandoned
 				}
 				if st == lease.StateNone {
 					continue
 				}
-				var l *lease.Lease
-				if bootp {
-					l = h.db.Allocate(p, st, func(l *lease.Lease) bool {
-						return l.Flags&lease.FlagDynamicRange != 0 && notOffered(l)
-					})
-				} else {
-					l = h.db.Allocate(p, st, notOffered)
-				}
+				l := h.db.Allocate(p, st, func(l *lease.Lease) bool {
+					if h.heldForOther(now, l.IP, c) {
+						return false
+					}
+					if bootp && l.Flags&lease.FlagDynamicRange == 0 {
+						return false
+					}
+					// ISC treats abandoned like free: under failover only
+					// the server that may allocate free leases reuses them.
+					return !last || !failover(p, h.policy) || h.policy.MayReuse(now, p, l)
+				})
 				if l != nil {
 					return l, p
 				}
@@ -402,7 +531,10 @@ func (h *Handler) allocate(now int64, subnet *config.Subnet, c client, msg dhcpv
 	return nil, nil
 }
 
-func (h *Handler) leaseTime(prm *config.Params, p *dhcpv4.DHCPv4) uint32 {
+// leaseTime is the lease time to grant: the client's requested time
+// (option 51) if it sent one, else default-lease-time; capped by
+// max-lease-time, then raised to min-lease-time (ISC ack_lease order).
+func leaseTime(prm *config.Params, p *dhcpv4.DHCPv4) uint32 {
 	t := prm.DefaultLeaseTime
 	if b := p.Options.Get(dhcpv4.OptionIPAddressLeaseTime); len(b) == 4 {
 		t = uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
@@ -419,9 +551,11 @@ func (h *Handler) leaseTime(prm *config.Params, p *dhcpv4.DHCPv4) uint32 {
 	return t
 }
 
+// addrOf converts an IPv4 field or option to an address; absent and
+// 0.0.0.0 ("not set" in every BOOTP/DHCP field) give the invalid Addr.
 func addrOf(ip net.IP) netip.Addr {
 	a, ok := netip.AddrFromSlice(ip.To4())
-	if !ok {
+	if !ok || a.IsUnspecified() {
 		return netip.Addr{}
 	}
 	return a
@@ -433,10 +567,11 @@ func (h *Handler) discover(now int64, req Request, subnet *config.Subnet, c clie
 		return h.drop("no subnet for client")
 	}
 	if a, s := h.fixedAddress(subnet, c); a.IsValid() {
-		r := h.reply(p, dhcpv4.MessageTypeOffer, s, req.LocalAddrs, &s.Params)
+		prm := h.scope(c, &s.Params)
+		r := h.reply(p, dhcpv4.MessageTypeOffer, s, req.LocalAddrs, prm)
 		r.YourIPAddr = net.IP(a.AsSlice())
-		setLeaseTime(r, h.leaseTime(&c.host.Params, p))
-		h.addOptions(r, p, s, &c.host.Params)
+		setLeaseTime(r, leaseTime(prm, p))
+		h.addOptions(r, p, s, prm)
 		return Result{Reply: r}
 	}
 	l, pool := h.findLease(now, subnet, c, addrOf(p.RequestedIPAddress()), dhcpv4.MessageTypeDiscover, p.NumSeconds)
@@ -447,12 +582,14 @@ func (h *Handler) discover(now int64, req Request, subnet *config.Subnet, c clie
 		return h.drop("load balanced to peer")
 	}
 	tag := pool.Tag.(PoolTag)
-	prm := &tag.Pool.Params
-	t := h.leaseTime(prm, p)
-	if h.policy != nil && pool.FailoverPeer != "" {
-		t = h.policy.GrantTime(now, pool, l, t)
+	prm := h.scope(c, &tag.Pool.Params)
+	t := leaseTime(prm, p)
+	if failover(pool, h.policy) {
+		// An offer changes nothing on disk: the policy sees a copy.
+		cp := *l
+		t = h.policy.GrantTime(now, pool, &cp, t)
 	}
-	h.holdOffer(now, l.IP, c.key)
+	h.holdOffer(now, l.IP, c.id())
 	r := h.reply(p, dhcpv4.MessageTypeOffer, tag.Subnet, req.LocalAddrs, prm)
 	r.YourIPAddr = net.IP(l.Addr().AsSlice())
 	setLeaseTime(r, t)
@@ -462,7 +599,16 @@ func (h *Handler) discover(now int64, req Request, subnet *config.Subnet, c clie
 
 func (h *Handler) holdOffer(now int64, ip uint32, k lease.ClientKey) {
 	if old, ok := h.offerByClient[k]; ok && old != ip {
-		delete(h.offers, old)
+		// The client's earlier offer is free again, unless it has since
+		// gone to someone else.
+		if o, ok := h.offers[old]; ok && o.key == k {
+			delete(h.offers, old)
+		}
+	}
+	if o, ok := h.offers[ip]; ok && o.key != k {
+		if cur, ok := h.offerByClient[o.key]; ok && cur == ip {
+			delete(h.offerByClient, o.key)
+		}
 	}
 	h.offers[ip] = offer{key: k, until: now + OfferHold}
 	h.offerByClient[k] = ip
@@ -477,7 +623,9 @@ func (h *Handler) forgetOffer(ip uint32, k lease.ClientKey) {
 	}
 }
 
-// ExpireOffers forgets offers that were never taken up.
+// ExpireOffers forgets offers that were never taken up. The server loop
+// calls it from time to time; until then an expired offer holds nothing
+// but memory.
 func (h *Handler) ExpireOffers(now int64) {
 	for ip, o := range h.offers {
 		if o.until <= now {
@@ -495,15 +643,16 @@ func (h *Handler) request(now int64, req Request, subnet *config.Subnet, c clien
 	serverID := addrOf(p.ServerIdentifier())
 	requested := addrOf(p.RequestedIPAddress())
 	ciaddr := addrOf(p.ClientIPAddr)
+	giaddr := addrOf(p.GatewayIPAddr)
 
 	var addr netip.Addr
 	switch {
 	case serverID.IsValid():
 		// SELECTING: the client answers an offer. If it chose another
 		// server, our offer is free again.
-		if !h.isOurServerID(serverID, subnet, req.LocalAddrs) {
+		if !h.isOurServerID(serverID, req.LocalAddrs) {
 			if requested.IsValid() {
-				h.forgetOffer(lease.AddrToU32(requested), c.key)
+				h.forgetOffer(lease.AddrToU32(requested), c.id())
 			}
 			return h.drop("client chose another server")
 		}
@@ -518,25 +667,45 @@ func (h *Handler) request(now int64, req Request, subnet *config.Subnet, c clien
 	default:
 		return h.drop("REQUEST without an address")
 	}
-	if subnet == nil && ciaddr.IsValid() {
-		// A renewing client unicasts from its address, not through a relay.
-		subnet = h.subnetOf(ciaddr)
-	}
-	if subnet == nil {
-		return h.drop("no subnet for client")
+
+	// Which network is the client on? A requested-address option means
+	// the request was broadcast, so the arrival network (or the relay's)
+	// is the client's; so it is for a relayed request with ciaddr
+	// (REBINDING through a relay). A request with ciaddr alone may have
+	// been unicast through routers from anywhere (RENEWING): the server
+	// trusts ciaddr (RFC 2131 §4.3.2; ISC dhcprequest does the same).
+	addrSubnet := h.subnetOf(addr)
+	if subnet == nil || giaddr.IsValid() && ciaddr.IsValid() || requested.IsValid() && !ciaddr.IsValid() {
+		if subnet == nil {
+			// From a network we do not know, but claiming one we do.
+			if addrSubnet != nil {
+				return h.nak(req, addrSubnet, "wrong network")
+			}
+			return h.drop("no subnet for client")
+		}
+		if h.onNetwork(subnet, addr) == nil {
+			return h.nak(req, subnet, "requested address not on client's network")
+		}
+	} else {
+		if addrSubnet == nil {
+			return h.drop("address in no known subnet")
+		}
+		subnet = addrSubnet
 	}
 	onNet := h.onNetwork(subnet, addr)
-	if onNet == nil {
-		return h.nak(req, subnet, "requested address not on client's network")
-	}
-	if a, s := h.fixedAddress(subnet, c); a.IsValid() {
-		if a != addr {
-			return h.nak(req, subnet, "client has a reserved address")
+
+	if a, _ := h.fixedAddress(subnet, c); a.IsValid() {
+		// A client with a reserved address on this network gets nothing
+		// else (ISC find_lease: "requested address is incorrect").
+		if !slices.Contains(c.host.FixedAddresses, addr) {
+			return h.nak(req, subnet, "requested address is incorrect")
 		}
-		r := h.reply(p, dhcpv4.MessageTypeAck, s, req.LocalAddrs, &s.Params)
-		r.YourIPAddr = net.IP(a.AsSlice())
-		setLeaseTime(r, h.leaseTime(&c.host.Params, p))
-		h.addOptions(r, p, s, &c.host.Params)
+		prm := h.scope(c, &onNet.Params)
+		r := h.reply(p, dhcpv4.MessageTypeAck, onNet, req.LocalAddrs, prm)
+		r.YourIPAddr = net.IP(addr.AsSlice())
+		r.ClientIPAddr = p.ClientIPAddr
+		setLeaseTime(r, leaseTime(prm, p))
+		h.addOptions(r, p, onNet, prm)
 		return Result{Reply: r}
 	}
 	l, pool := h.db.Get(lease.AddrToU32(addr))
@@ -546,19 +715,33 @@ func (h *Handler) request(now int64, req Request, subnet *config.Subnet, c clien
 	if !poolAllows(pool, c, false) {
 		return h.nak(req, onNet, "client not permitted in pool")
 	}
-	if !h.usable(now, pool, l, c) {
-		if l.State == lease.Active && !l.Owns(c.key) && l.Ends > now {
-			return h.nak(req, onNet, "address leased to another client")
+	if ok, why := h.usable(now, pool, l, c, true); !ok {
+		if why == "" {
+			return h.drop("lease belongs to the failover partner")
 		}
-		return h.nak(req, onNet, "address not available")
+		return h.nak(req, onNet, why)
 	}
+
+	// A client that asks for an address without claiming one (SELECTING,
+	// INIT-REBOOT) no longer uses any other lease it held on this network:
+	// free it (ISC find_lease releases the duplicate).
+	var other *lease.Lease
+	if !ciaddr.IsValid() {
+		if o := h.db.FindClient(c.key); o != nil && o.IP != l.IP && o.State == lease.Active && h.onNetwork(subnet, o.Addr()) != nil {
+			other = o
+		}
+	}
+
 	tag := pool.Tag.(PoolTag)
-	prm := &tag.Pool.Params
-	t := h.leaseTime(prm, p)
+	prm := h.scope(c, &tag.Pool.Params)
+	t := leaseTime(prm, p)
 	hostname := p.HostName()
 	_, _ = h.db.Update(l.IP, func(l *lease.Lease) {
-		if h.policy != nil && pool.FailoverPeer != "" {
+		if failover(pool, h.policy) {
 			t = h.policy.GrantTime(now, pool, l, t)
+		}
+		if !l.Owns(c.key) {
+			l.Hostname = ""
 		}
 		if !l.Owns(c.key) || l.State != lease.Active {
 			l.Starts = now
@@ -574,7 +757,10 @@ func (h *Handler) request(now int64, req Request, subnet *config.Subnet, c clien
 		}
 		l.Flags &^= lease.FlagBootp
 	})
-	h.forgetOffer(l.IP, c.key)
+	h.forgetOffer(l.IP, c.id())
+	if other != nil {
+		h.releaseLease(now, other.IP)
+	}
 	r := h.reply(p, dhcpv4.MessageTypeAck, tag.Subnet, req.LocalAddrs, prm)
 	r.YourIPAddr = net.IP(addr.AsSlice())
 	r.ClientIPAddr = p.ClientIPAddr
@@ -583,11 +769,10 @@ func (h *Handler) request(now int64, req Request, subnet *config.Subnet, c clien
 	return Result{Reply: r, Durable: true}
 }
 
-func (h *Handler) isOurServerID(id netip.Addr, subnet *config.Subnet, local []netip.Prefix) bool {
-	if subnet != nil && subnet.Params.ServerIdentifier == id {
-		return true
-	}
-	if h.cfg.Global.ServerIdentifier == id {
+// isOurServerID reports whether a server identifier names this server:
+// one configured in any scope, or an address of the receiving interface.
+func (h *Handler) isOurServerID(id netip.Addr, local []netip.Prefix) bool {
+	if h.serverIDs[id] {
 		return true
 	}
 	for _, l := range local {
@@ -611,19 +796,17 @@ func (h *Handler) nak(req Request, subnet *config.Subnet, why string) Result {
 	r := h.reply(req.Packet, dhcpv4.MessageTypeNak, subnet, req.LocalAddrs, prm)
 	r.UpdateOption(dhcpv4.OptMessage(why))
 	// RFC 2131 §4.3.2: a NAK to a relayed client is broadcast by the relay.
-	if !req.Packet.GatewayIPAddr.IsUnspecified() && req.Packet.GatewayIPAddr != nil {
+	if addrOf(req.Packet.GatewayIPAddr).IsValid() {
 		r.SetBroadcast()
 	}
 	h.stats.countNak(why)
 	return Result{Reply: r}
 }
 
-func (h *Handler) release(now int64, p *dhcpv4.DHCPv4, c client) Result {
-	ip := lease.AddrToU32(addrOf(p.ClientIPAddr))
-	l, pool := h.db.Get(ip)
-	if l == nil || l.State != lease.Active || !l.Owns(c.key) {
-		return h.drop("RELEASE of a lease the client does not hold")
-	}
+// releaseLease ends a binding now; the client stays recorded, so it can
+// have the address back if nobody else took it meanwhile.
+func (h *Handler) releaseLease(now int64, ip uint32) {
+	_, pool := h.db.Get(ip)
 	next := h.releasedState(pool)
 	_, _ = h.db.Update(ip, func(l *lease.Lease) {
 		l.State = next
@@ -631,9 +814,20 @@ func (h *Handler) release(now int64, p *dhcpv4.DHCPv4, c client) Result {
 		l.Ends = now
 		l.CLTT = now
 	})
+}
+
+func (h *Handler) release(now int64, p *dhcpv4.DHCPv4, c client) Result {
+	ip := lease.AddrToU32(addrOf(p.ClientIPAddr))
+	l, _ := h.db.Get(ip)
+	if l == nil || l.State != lease.Active || !l.Owns(c.key) {
+		return h.drop("RELEASE of a lease the client does not hold")
+	}
+	h.releaseLease(now, ip)
+	h.forgetOffer(ip, c.id())
 	return Result{Drop: "RELEASE handled"}
 }
 
+// decline marks an address the client found in use (RFC 2131 §4.3.3).
 func (h *Handler) decline(now int64, p *dhcpv4.DHCPv4, c client) Result {
 	ip := lease.AddrToU32(addrOf(p.RequestedIPAddress()))
 	l, _ := h.db.Get(ip)
@@ -648,23 +842,28 @@ func (h *Handler) decline(now int64, p *dhcpv4.DHCPv4, c client) Result {
 		l.CLTT = now
 		l.ClearClient()
 	})
-	h.forgetOffer(ip, c.key)
+	h.forgetOffer(ip, c.id())
 	return Result{Drop: "DECLINE handled"}
 }
 
-// inform answers DHCPINFORM with configuration only (RFC 2131 §3.4).
-func (h *Handler) inform(req Request, subnet *config.Subnet) Result {
+// inform answers DHCPINFORM with configuration only (RFC 2131 §3.4,
+// §4.3.5): no lease time, yiaddr 0. As ISC dhcpd, only an authoritative
+// server answers, and the client's address (ciaddr) picks the subnet.
+func (h *Handler) inform(req Request, subnet *config.Subnet, c client) Result {
 	p := req.Packet
-	ciaddr := addrOf(p.ClientIPAddr)
-	if s := h.subnetOf(ciaddr); s != nil && (subnet == nil || p.GatewayIPAddr.IsUnspecified()) {
-		subnet = s
+	if ciaddr := addrOf(p.ClientIPAddr); ciaddr.IsValid() {
+		subnet = h.subnetOf(ciaddr)
 	}
 	if subnet == nil {
 		return h.drop("INFORM from unknown network")
 	}
-	r := h.reply(p, dhcpv4.MessageTypeAck, subnet, req.LocalAddrs, &subnet.Params)
+	if !subnet.Params.Authoritative {
+		return h.drop("not authoritative: INFORM")
+	}
+	prm := h.scope(c, &subnet.Params)
+	r := h.reply(p, dhcpv4.MessageTypeAck, subnet, req.LocalAddrs, prm)
 	r.ClientIPAddr = p.ClientIPAddr
-	h.addOptions(r, p, subnet, &subnet.Params)
+	h.addOptions(r, p, subnet, prm)
 	return Result{Reply: r}
 }
 
@@ -679,17 +878,15 @@ func (h *Handler) bootp(now int64, req Request, subnet *config.Subnet, c client)
 		if !c.host.Params.AllowBootp {
 			return h.drop("bootp not allowed")
 		}
-		r := h.bootReply(p, s, a)
-		h.addOptions(r, p, s, &c.host.Params)
+		r := bootReply(p, a)
+		h.addOptions(r, p, s, h.scope(c, &s.Params))
 		return Result{Reply: r}
 	}
 	var l *lease.Lease
 	var pool *lease.Pool
-	if cur := h.db.FindClient(c.key); cur != nil && cur.Flags&lease.FlagBootp != 0 && cur.State == lease.Active {
+	cur := h.db.FindClient(c.key)
+	if cur != nil && cur.Flags&lease.FlagBootp != 0 && cur.State == lease.Active && h.onNetwork(subnet, cur.Addr()) != nil {
 		l, pool = h.db.Get(cur.IP)
-		if h.onNetwork(subnet, l.Addr()) == nil {
-			l = nil
-		}
 	}
 	if l == nil {
 		l, pool = h.allocate(now, subnet, c, dhcpv4.MessageTypeNone, p.NumSeconds, true)
@@ -697,23 +894,35 @@ func (h *Handler) bootp(now int64, req Request, subnet *config.Subnet, c client)
 	if l == nil {
 		return h.drop("no dynamic-bootp address")
 	}
+	hostname := p.HostName()
 	_, _ = h.db.Update(l.IP, func(l *lease.Lease) {
+		if !l.Owns(c.key) {
+			l.Hostname = ""
+		}
 		l.State = lease.Active
 		l.Next = lease.StateNone
 		l.Starts = now
 		l.Ends = lease.Never
 		l.CLTT = now
-		l.ClientID = ""
+		l.ClientID = c.key.ClientID
 		l.SetHardware(c.key.HType, []byte(c.key.HAddr))
+		if hostname != "" {
+			l.Hostname = hostname
+		}
 		l.Flags |= lease.FlagBootp
 	})
+	h.forgetOffer(l.IP, c.id())
+	if cur != nil && cur.IP != l.IP && cur.State == lease.Active && h.onNetwork(subnet, cur.Addr()) != nil {
+		// The client moved from DHCP to BOOTP on this network.
+		h.releaseLease(now, cur.IP)
+	}
 	tag := pool.Tag.(PoolTag)
-	r := h.bootReply(p, tag.Subnet, l.Addr())
-	h.addOptions(r, p, tag.Subnet, &tag.Pool.Params)
+	r := bootReply(p, l.Addr())
+	h.addOptions(r, p, tag.Subnet, h.scope(c, &tag.Pool.Params))
 	return Result{Reply: r, Durable: true}
 }
 
-func (h *Handler) bootReply(p *dhcpv4.DHCPv4, s *config.Subnet, a netip.Addr) *dhcpv4.DHCPv4 {
+func bootReply(p *dhcpv4.DHCPv4, a netip.Addr) *dhcpv4.DHCPv4 {
 	r := newReply(p)
 	r.YourIPAddr = net.IP(a.AsSlice())
 	return r
@@ -796,15 +1005,7 @@ func setLeaseTime(r *dhcpv4.DHCPv4, t uint32) {
 func (h *Handler) addOptions(r, p *dhcpv4.DHCPv4, subnet *config.Subnet, prm *config.Params) {
 	prl := p.Options.Get(dhcpv4.OptionParameterRequestList)
 	wanted := func(code uint8) bool {
-		if prl == nil {
-			return true
-		}
-		for _, c := range prl {
-			if c == code {
-				return true
-			}
-		}
-		return false
+		return prl == nil || bytes.IndexByte(prl, code) >= 0
 	}
 	for _, o := range prm.Options {
 		if _, set := r.Options[o.Code]; set || !wanted(o.Code) {
