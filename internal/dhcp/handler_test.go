@@ -29,7 +29,7 @@ func disc(m byte) *pb                { return &pb{mt: discoverMsg, mac: m} }
 func sel(m byte, addr string) *pb    { return &pb{mt: requestMsg, mac: m, sid: serverA, reqIP: addr} }
 func reboot(m byte, addr string) *pb { return &pb{mt: requestMsg, mac: m, reqIP: addr} }
 func renew(m byte, addr string) *pb  { return &pb{mt: requestMsg, mac: m, ciaddr: addr} }
-func offered(addr string) outcome      { return outcome{Type: "OFFER", YIAddr: addr} }
+func offered(addr string) outcome    { return outcome{Type: "OFFER", YIAddr: addr} }
 func ack(addr string) outcome {
 	return outcome{Type: "ACK", YIAddr: addr, Durable: true, Dirty: []string{addr}}
 }
