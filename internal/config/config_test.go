@@ -89,13 +89,14 @@ omapi-port 7911;
 				t.Errorf("warnings: %v", c.Warnings)
 			}
 		}},
-		{"harmless statements warn", "one-lease-per-client true;\nget-lease-hostnames true;\nupdate-static-leases on;\nallow declines;\ndb-time-format local;", func(t *testing.T, c *Config) {
+		{"harmless statements warn", "one-lease-per-client true;\nget-lease-hostnames true;\nupdate-static-leases on;\nallow declines;\ndb-time-format local;\nshared-network n { interface eth0; subnet 198.18.0.0 netmask 255.255.255.0 { } }", func(t *testing.T, c *Config) {
 			want := []string{
 				"test.conf:1: one-lease-per-client: ignored: accepted but has no effect in Tandem",
 				"test.conf:2: get-lease-hostnames: ignored: Tandem does no reverse DNS lookups",
 				"test.conf:3: update-static-leases: ignored: Tandem does no DNS updates",
 				"test.conf:4: allow declines: accepted but has no effect in Tandem",
 				"test.conf:5: db-time-format: ignored: Tandem writes lease times in UTC, as db-time-format default does",
+				"test.conf:6: interface: ignored: Tandem chooses interfaces from its command line",
 			}
 			if diff := cmpDiff(want, c.Warnings); diff != "" {
 				t.Errorf("warnings (-want +got):\n%s", diff)
@@ -204,8 +205,8 @@ shared-network "floor 1" {
     range dynamic-bootp 198.18.0.30;
     range 198.18.0.50 198.18.0.40;
   }
-  subnet 198.18.1.0 netmask 255.255.255.128 { }
-  pool { range 198.18.1.10 198.18.1.20; }
+  subnet 198.18.1.0 netmask 255.255.255.128 { option routers 198.18.1.1; }
+  pool { range 198.18.1.10 198.18.1.20; option domain-name "p.test"; }
 }
 shared-network floor2.example { subnet 198.19.0.0 netmask 255.255.0.0 { } }
 subnet 198.20.0.0 netmask 255.255.255.252 { }
@@ -253,6 +254,10 @@ subnet 198.20.0.0 netmask 255.255.255.252 { }
 	// The pool written in the shared-network belongs to the subnet of its range.
 	if p := c.Subnets[1].Pools; len(p) != 1 || p[0].Ranges[0].Start != addr("198.18.1.10") || p[0].Pos.Line != 9 {
 		t.Errorf("shared-network pool not placed in 198.18.1.0/25: %+v", p)
+	}
+	wantOpts := []Option{{Code: 3, Name: "routers", Data: []byte{198, 18, 1, 1}}, {Code: 15, Name: "domain-name", Data: []byte("p.test")}}
+	if diff := cmpDiff(wantOpts, c.Subnets[1].Pools[0].Params.Options); diff != "" {
+		t.Errorf("shared-network pool options (-want +got):\n%s", diff)
 	}
 }
 
@@ -371,6 +376,7 @@ func TestErrors(t *testing.T) {
 		{"empty statement", "authoritative;;", "test.conf:1: unexpected ; (empty statement)"},
 		{"semicolon after subnet", subnetHead + "};", "test.conf:2: unexpected ; (empty statement)"},
 		{"unclosed block", "\n" + subnetHead + "range 198.18.0.10 198.18.0.20;\n", "test.conf:2: subnet: block is not closed: missing } before end of test.conf"},
+		{"nesting bound", strings.Repeat("group {", 65), "test.conf:1: group: blocks nested more than 64 deep"},
 		{"stray brace", "}", "test.conf:1: unexpected }: no block is open in this file"},
 		{"missing semicolon", "default-lease-time 600\nmax-lease-time 700;", "test.conf:2: default-lease-time: expected ; but found \"max-lease-time\""},
 		{"bad netmask", "subnet 198.18.0.0 netmask 255.0.255.0 { }", "test.conf:1: subnet: netmask 255.0.255.0 is not contiguous"},
@@ -393,7 +399,7 @@ func TestErrors(t *testing.T) {
 		{"hardware twice", "host h { hardware ethernet 0:1:2:3:4:5; hardware ethernet 0:1:2:3:4:6; }", "test.conf:1: hardware: host h already has a hardware address"},
 		{"hardware type", "host h { hardware wifi 0:1:2:3:4:5; }", "test.conf:1: hardware: expected ethernet, token-ring, fddi or infiniband but found \"wifi\""},
 		{"bad mac", "host h { hardware ethernet 0:1:2:3:4:zz; }", "test.conf:1: hardware: \"zz\" is not a hex byte"},
-		{"duplicate host", "host h { }\nhost H { }", "test.conf:2: host: host H already declared at test.conf:1"},
+		{"duplicate host", "host h { }\nhost H { }\nhost h { }", "test.conf:3: host: host h already declared at test.conf:1"},
 		{"host in host", "host h { host i { } }", "test.conf:1: host: host declarations cannot be nested"},
 		{"two client ids", "host h { uid 1:2; option dhcp-client-identifier \"x\"; }", "test.conf:1: option dhcp-client-identifier: host h already has a client identifier"},
 		{"authoritative in host", "host h { authoritative; }", "test.conf:1: authoritative: authority makes no sense in a host declaration"},

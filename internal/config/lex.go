@@ -29,11 +29,8 @@ type token struct {
 }
 
 func (t token) String() string {
-	switch t.Kind {
-	case tokEOF:
+	if t.Kind == tokEOF {
 		return "end of file"
-	case tokString:
-		return fmt.Sprintf("%q", t.Text)
 	}
 	return fmt.Sprintf("%q", t.Text)
 }

@@ -15,6 +15,9 @@ import (
 // without end.
 const maxIncludeDepth = 32
 
+// maxNesting bounds nested blocks (groups in groups …) for the same reason.
+const maxNesting = 64
+
 // ParseFile reads a dhcpd.conf, following its include statements, and
 // returns the validated configuration. Any error is a *Error.
 func ParseFile(path string) (*Config, error) {
@@ -77,6 +80,7 @@ type scope struct {
 	kind   scopeKind
 	parent *scope
 	pos    Pos
+	depth  int
 	sets   []func(*Params)
 
 	// auth is ISC's group->authoritative flag. Unlike other parameters it
@@ -125,6 +129,7 @@ type state struct {
 
 	sharedScopes []*scope
 	subnetScopes []*scope
+	subnetScope  map[*Subnet]*scope
 	poolScopes   []*scope // explicit pools in file order
 	implicit     []*Pool  // pools made of ranges outside pool blocks
 	hostScopes   []*scope
@@ -145,6 +150,7 @@ func newState(readInclude func(string) ([]byte, error)) *state {
 		peers:       map[string]*FailoverPeer{},
 		keys:        map[string]*Key{},
 		hostNames:   map[string]Pos{},
+		subnetScope: map[*Subnet]*scope{},
 	}
 }
 
@@ -394,7 +400,11 @@ func (p *parser) block(s *scope, stmt string, open token) {
 }
 
 func (p *parser) child(s *scope, kind scopeKind, pos Pos) *scope {
-	return &scope{kind: kind, parent: s, pos: pos, auth: s.auth}
+	c := &scope{kind: kind, parent: s, pos: pos, auth: s.auth, depth: s.depth + 1}
+	if c.depth > maxNesting {
+		fail(pos, kind.String(), "blocks nested more than %d deep", maxNesting)
+	}
+	return c
 }
 
 // unsupported are statements of ISC dhcpd that Tandem does not implement.
@@ -674,10 +684,11 @@ func (p *parser) host(s *scope, t token) {
 		fail(t.Pos, stmt, "host declarations cannot be nested")
 	}
 	name, _ := p.name(stmt, "a host name")
-	if prev, ok := p.st.hostNames[strings.ToLower(name)]; ok {
+	// Host names are case-sensitive, as in ISC's host_name_hash.
+	if prev, ok := p.st.hostNames[name]; ok {
 		fail(t.Pos, stmt, "host %s already declared at %s", name, prev)
 	}
-	p.st.hostNames[strings.ToLower(name)] = t.Pos
+	p.st.hostNames[name] = t.Pos
 	open := p.expect('{', stmt)
 	c := p.child(s, scopeHost, t.Pos)
 	c.host = &Host{Name: name, Pos: t.Pos}

@@ -73,6 +73,7 @@ func (st *state) resolve() {
 			}
 		}
 		sn.Params = st.params(sc)
+		st.subnetScope[sn] = sc
 		sn.Pools = st.implicitPools(sc)
 		cfg.Subnets = append(cfg.Subnets, sn)
 	}
@@ -171,7 +172,21 @@ func (st *state) placePool(ps *scope) {
 		}
 	}
 
-	params := st.params(ps)
+	var params Params
+	if ps.parent.kind == scopeShared {
+		// ISC evaluates the subnet's statements before the pool's
+		// (ack_lease in server/dhcp.c), so a pool written in the
+		// shared-network still gets its subnet's options.
+		params = st.params(st.subnetScope[sn])
+		for _, set := range ps.sets {
+			set(&params)
+		}
+	} else {
+		params = st.params(ps)
+	}
+	// ISC consults only the subnet's (and shared-network's) authoritative
+	// flag, never a pool's.
+	params.Authoritative = sn.Params.Authoritative
 	if err := applyPermits(&params, ps.allow, ps.deny); err != nil {
 		fail(ps.pos, "pool", "%v", err)
 	}
@@ -306,6 +321,11 @@ func (st *state) checkFailover() {
 		}
 	}
 	if len(st.cfg.FailoverPeers) > 0 {
+		for _, ps := range st.poolScopes {
+			if ps.pool.FailoverPeer == "" && !ps.noPeer {
+				st.warn(ps.pos, "pool", "this pool names no failover peer, so it is not shared with the partner; if the partner serves it too, both will hand out the same addresses. Add failover peer \"NAME\"; (or no failover peer; if that is intended)")
+			}
+		}
 		for _, pool := range st.implicit {
 			st.warn(pool.Pos, "range", "this range is outside any pool, so it is not shared with the failover peer (as in ISC dhcpd); if the partner serves it too, both will hand out the same addresses. Put it in a pool with a failover peer statement")
 		}
