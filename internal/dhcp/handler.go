@@ -878,7 +878,7 @@ func (h *Handler) bootp(now int64, req Request, subnet *config.Subnet, c client)
 		if !c.host.Params.AllowBootp {
 			return h.drop("bootp not allowed")
 		}
-		r := bootReply(p, a)
+		r := h.bootReply(p, a)
 		h.addOptions(r, p, s, h.scope(c, &s.Params))
 		return Result{Reply: r}
 	}
@@ -917,14 +917,17 @@ func (h *Handler) bootp(now int64, req Request, subnet *config.Subnet, c client)
 		h.releaseLease(now, cur.IP)
 	}
 	tag := pool.Tag.(PoolTag)
-	r := bootReply(p, l.Addr())
+	r := h.bootReply(p, l.Addr())
 	h.addOptions(r, p, tag.Subnet, h.scope(c, &tag.Pool.Params))
 	return Result{Reply: r, Durable: true}
 }
 
-func bootReply(p *dhcpv4.DHCPv4, a netip.Addr) *dhcpv4.DHCPv4 {
+// bootReply is a BOOTREPLY: no DHCP message type; counted as a BOOTP
+// reply (MessageTypeNone).
+func (h *Handler) bootReply(p *dhcpv4.DHCPv4, a netip.Addr) *dhcpv4.DHCPv4 {
 	r := newReply(p)
 	r.YourIPAddr = net.IP(a.AsSlice())
+	h.stats.countSent(dhcpv4.MessageTypeNone)
 	return r
 }
 

@@ -337,6 +337,7 @@ type leaseView struct {
 	Ends     int64  // relative to t0; -1 for never
 	Hostname string
 	Bootp    bool
+	TSTP     int64 // relative to t0; 0 when unset
 }
 
 func viewLease(l *lease.Lease) leaseView {
@@ -349,6 +350,9 @@ func viewLease(l *lease.Lease) leaseView {
 	}
 	if l.Starts != 0 {
 		v.Starts = l.Starts - t0
+	}
+	if l.TSTP != 0 {
+		v.TSTP = l.TSTP - t0
 	}
 	switch l.Ends {
 	case 0:
