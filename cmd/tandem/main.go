@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tandemdhcp/tandem/internal/config"
+	"github.com/tandemdhcp/tandem/internal/control"
 	"github.com/tandemdhcp/tandem/internal/server"
 )
 
@@ -34,6 +35,10 @@ const usage = `usage: tandem <command> [flags]
 commands:
   serve          run the DHCP server (ISC dhcpd-like flags: -cf -lf -pf -f -d -p -t)
   check-config   parse and validate a configuration file, then exit
+  status         show failover states and pool counts of a running server
+  leases         list the leases of a running server
+  state set S    force the failover state (e.g. partner-down) of a running server
+  wait S         wait until every failover relationship is in state S
   version        print the version
 
 Run "tandem <command> -h" for a command's flags.
@@ -53,6 +58,14 @@ func main() {
 		err = serve(os.Args[2:])
 	case "check-config":
 		err = checkConfig(os.Args[2:])
+	case "status":
+		err = status(os.Args[2:])
+	case "leases":
+		err = leases(os.Args[2:])
+	case "state":
+		err = stateCmd(os.Args[2:])
+	case "wait":
+		err = wait(os.Args[2:])
 	case "version", "-version", "--version":
 		fmt.Println("tandem", version)
 	case "-h", "-help", "--help", "help":
@@ -108,6 +121,7 @@ type serveFlags struct {
 	testOnly    bool
 	quiet       bool
 	metrics     string
+	control     string
 	verbose     bool
 	interfaces  []string
 	daemonChild bool
@@ -126,6 +140,7 @@ func serve(args []string) error {
 	fs.BoolVar(&f.quiet, "q", false, "accepted for ISC compatibility")
 	fs.BoolVar(&f.verbose, "v", false, "debug logging")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics (/metrics) and profiles (/debug/pprof/) on this TCP address, e.g. 127.0.0.1:9967")
+	fs.StringVar(&f.control, "control", control.DefaultSocket, "unix socket of the operator API (tandem status, state, leases); empty = none")
 	fs.BoolVar(&f.daemonChild, "daemon-child", false, "internal: set when tandem re-executes itself to detach")
 	_ = fs.Bool("4", true, "DHCPv4 (the only protocol Tandem serves; accepted for ISC compatibility)")
 	_ = fs.Parse(args)
@@ -157,7 +172,7 @@ func serve(args []string) error {
 	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	srv, err := server.New(server.Options{
 		Config: cfg, LeaseFile: f.lf, Port: f.port, Interfaces: f.interfaces,
-		Logger: log, Registerer: reg,
+		Logger: log, Registerer: reg, ControlSocket: f.control, Version: version,
 	})
 	if err != nil {
 		return err

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tandemdhcp/tandem/internal/config"
+	"github.com/tandemdhcp/tandem/internal/control"
 	"github.com/tandemdhcp/tandem/internal/dhcp"
 	"github.com/tandemdhcp/tandem/internal/dhcpnet"
 	"github.com/tandemdhcp/tandem/internal/lease"
@@ -37,6 +38,10 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the clock; nil = time.Now. Tests may stop it.
 	Now func() time.Time
+	// ControlSocket is the unix socket of the operator API ("" = none).
+	ControlSocket string
+	// Version is reported by the control API.
+	Version string
 }
 
 // Server is a running DHCP server.
@@ -60,6 +65,9 @@ type Server struct {
 
 	fileMetrics      *leasefile.Metrics
 	lastSnapshotSize int64
+	started          time.Time
+	// calls are control API requests, run by the loop.
+	calls chan func()
 	// appended counts bytes queued for the journal since the last
 	// snapshot; the loop owns it, so it needs no lock.
 	appended int64
@@ -199,6 +207,14 @@ func (s *Server) Run(ctx context.Context) error {
 		s.journal.Close()
 	}()
 
+	if s.opts.ControlSocket != "" {
+		go func() {
+			if err := control.Serve(ctx, s.opts.ControlSocket, s, s.log); err != nil {
+				s.log.Error("control API stopped", "socket", s.opts.ControlSocket, "err", err)
+			}
+		}()
+	}
+	s.started = s.now()
 	s.log.Info("server started", "pools", len(s.db.Pools), "port", s.opts.Port)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -219,6 +235,8 @@ func (s *Server) Run(ctx context.Context) error {
 			s.handleBatch(b)
 		case <-tick.C:
 			s.housekeeping()
+		case fn := <-s.calls:
+			fn()
 		}
 	}
 }
