@@ -26,8 +26,12 @@
 //     absent and reads back as State.
 //   - ISC reads an absent "tstp" as "tstp = ends"; this package reports what
 //     the file says (0) and leaves that default to the caller.
-//   - "at" absent in a failover state line (an operator's hand edit such as
-//     "my state partner-down;") reads as 0; ISC substitutes the current time.
+//   - In a failover state record, a line that is absent leaves that field
+//     as the peer's earlier record had it (ISC updates its in-memory state
+//     line by line), and an empty state is written as an absent line. "at"
+//     absent (an operator's hand edit such as "my state partner-down;")
+//     reads as 0; ISC substitutes the current time. Records are kept for
+//     every peer named, configured or not.
 //
 // Statements Tandem does not keep ("set", "on expiry", "option agent.…",
 // "billing class") and records it does not keep (DHCPv6 ia-na/ia-ta/ia-pd,

@@ -241,3 +241,21 @@ func TestLoadLogsSkipped(t *testing.T) {
 		t.Errorf("log does not report what was skipped:\n%s", logged)
 	}
 }
+
+// TestLoadSlowTail: a tail made of many statements that each run to the end
+// of the file is not searched for ever; past a budget it counts as damage.
+func TestLoadSlowTail(t *testing.T) {
+	full, _, _ := sampleFile(false)
+	data := append(bytes.Clone(full), "lease 198.18.0.10 {\n"...)
+	data = append(data, strings.Repeat("host x\n", 100000)...)
+	_, err := Parse(data)
+	var pe *ParseError
+	if !errors.As(err, &pe) {
+		t.Fatalf("Parse = %v, want a *ParseError", err)
+	}
+	// A short one of the same shape is a torn tail.
+	data = append(append(bytes.Clone(full), "lease 198.18.0.10 {\n"...), strings.Repeat("host x\n", 10)...)
+	if c, err := Parse(data); err != nil || c.Recovered == nil {
+		t.Fatalf("Parse = %v, %+v; want a recovered torn tail", err, c)
+	}
+}

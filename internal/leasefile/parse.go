@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"math"
-	"net/netip"
 	"strconv"
 
 	"github.com/tandemdhcp/tandem/internal/lease"
@@ -90,7 +89,11 @@ type parser struct {
 	data []byte
 	lx   lexer
 	good int // end of the last complete record (and its newline)
-	ctx  string
+
+	// The record being parsed, for error messages.
+	ctx      string
+	ctxLease bool
+	ctxIP    uint32
 
 	c          Contents
 	leases     []lease.Lease
@@ -101,12 +104,7 @@ type parser struct {
 }
 
 func newParser(data []byte) *parser {
-	return &parser{
-		data:      data,
-		lx:        lexer{data: data, line: 1},
-		byIP:      make(map[uint32]int),
-		peerIndex: make(map[string]int),
-	}
+	return &parser{data: data, lx: lexer{data: data, line: 1}}
 }
 
 func (p *parser) finish() *Contents {
@@ -119,6 +117,9 @@ func (p *parser) finish() *Contents {
 // addLease records l as its address's newest record.
 func (p *parser) addLease(l *lease.Lease) {
 	p.c.Records++
+	if p.byIP == nil {
+		p.byIP = make(map[uint32]int)
+	}
 	if i, ok := p.byIP[l.IP]; ok {
 		p.superseded[i] = true
 		p.nDead++
@@ -162,7 +163,10 @@ func (p *parser) skipped(what string) {
 
 func (p *parser) errorf(t token, format string, args ...any) error {
 	msg := fmt.Sprintf(format, args...)
-	if p.ctx != "" {
+	switch {
+	case p.ctxLease:
+		msg = "lease " + lease.U32ToAddr(p.ctxIP).String() + ": " + msg
+	case p.ctx != "":
 		msg = p.ctx + ": " + msg
 	}
 	return &ParseError{Line: t.line, Offset: t.start, Msg: msg}
@@ -226,7 +230,7 @@ func (p *parser) semi() error {
 
 // record parses one top-level statement whose first token is t.
 func (p *parser) record(t token) error {
-	p.ctx = ""
+	p.ctx, p.ctxLease = "", false
 	if t.kind != tWord {
 		return p.expected(t, "a record (lease, failover peer, …)")
 	}
@@ -297,12 +301,12 @@ func (p *parser) lease(l *lease.Lease) error {
 	if err != nil {
 		return err
 	}
-	addr, perr := netip.ParseAddr(string(at.text))
-	if perr != nil || !addr.Is4() {
+	v, ok := parseIPv4(at.text)
+	if !ok {
 		return p.expected(at, "an IPv4 address")
 	}
-	l.IP = lease.AddrToU32(addr)
-	p.ctx = "lease " + addr.String()
+	l.IP = v
+	p.ctxLease, p.ctxIP = true, v
 	if t := p.lx.next(); t.kind != tLBrace {
 		return p.expected(t, `"{"`)
 	}
@@ -531,6 +535,32 @@ func (p *parser) stringOrHex(what string, maxLen int) (string, error) {
 	return s, p.semi()
 }
 
+// parseIPv4 parses a dotted quad of decimal numbers up to 255.
+func parseIPv4(w []byte) (uint32, bool) {
+	var ip uint32
+	for i := range 4 {
+		j := bytes.IndexByte(w, '.')
+		part := w
+		if i < 3 {
+			if j < 0 {
+				return 0, false
+			}
+			part, w = w[:j], w[j+1:]
+		} else if j >= 0 {
+			return 0, false
+		}
+		if len(part) > 3 {
+			return 0, false
+		}
+		v, ok := parseUint(part, 255)
+		if !ok {
+			return 0, false
+		}
+		ip = ip<<8 | uint32(v)
+	}
+	return ip, true
+}
+
 // parseHexColon parses "0:1a:ff" (one or two hex digits per octet).
 func parseHexColon(dst, w []byte) ([]byte, bool) {
 	if len(w) == 0 {
@@ -694,6 +724,7 @@ func (p *parser) failoverState() error {
 		return p.expected(t, "a failover peer name")
 	}
 	p.ctx = "failover peer " + strconv.Quote(name)
+	p.ctxLease = false
 	if err := p.keyword("state"); err != nil {
 		return err
 	}
@@ -768,6 +799,9 @@ func (p *parser) failoverState() error {
 			p.peerIndex[f.Peer] = i + n
 		}
 	}
+	if p.peerIndex == nil {
+		p.peerIndex = make(map[string]int)
+	}
 	p.peerIndex[name] = len(p.c.Failover)
 	p.c.Failover = append(p.c.Failover, r)
 	return nil
@@ -794,10 +828,17 @@ func failoverStateName(w []byte) (string, bool) {
 // is the torn end of an append: it never reaches its own end, and no line
 // after it begins a record that parses. Anything else is damage in the
 // middle of the file, and the records after it must not be lost silently.
+//
+// A real torn tail is one partial record, so the search for later records
+// is short. Input made to be slow (many lines that each open a statement
+// running to the end of the file) would make it quadratic; past a budget
+// the answer is "not torn", the safe one.
 func tornTail(data []byte, start int) bool {
 	if recordComplete(data, start) {
 		return false
 	}
+	const budget = 4 << 20 // bytes scanned by trial parses
+	spent := 0
 	for i := start; i < len(data); i++ {
 		if data[i] != '\n' || i+1 >= len(data) {
 			continue
@@ -809,6 +850,9 @@ func tornTail(data []byte, start int) bool {
 		trial := newParser(data)
 		trial.lx.pos = i + 1
 		if t := trial.lx.next(); trial.record(t) == nil {
+			return false
+		}
+		if spent += trial.lx.pos - (i + 1); spent > budget {
 			return false
 		}
 	}

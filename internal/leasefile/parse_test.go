@@ -365,6 +365,21 @@ func TestDecodeString(t *testing.T) {
 	}
 }
 
+func TestParseIPv4(t *testing.T) {
+	for in, want := range map[string]uint32{
+		"198.18.0.100": 0xc6120064, "0.0.0.0": 0, "255.255.255.255": 0xffffffff, "010.1.1.1": 0x0a010101,
+	} {
+		if got, ok := parseIPv4([]byte(in)); !ok || got != want {
+			t.Errorf("parseIPv4(%q) = %#x, %v; want %#x", in, got, ok, want)
+		}
+	}
+	for _, bad := range []string{"", "1.2.3", "1.2.3.4.5", "1.2.3.256", "1..3.4", "1.2.3.", "a.b.c.d", "1.2.3.0004", "::1"} {
+		if got, ok := parseIPv4([]byte(bad)); ok {
+			t.Errorf("parseIPv4(%q) = %#x, want failure", bad, got)
+		}
+	}
+}
+
 func TestParseHexColon(t *testing.T) {
 	for in, want := range map[string][]byte{
 		"00:11:22:aa:BB:f": {0, 0x11, 0x22, 0xaa, 0xbb, 0xf},
