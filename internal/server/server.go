@@ -101,6 +101,7 @@ func New(opts Options) (*Server, error) {
 		stats:       &dhcp.Stats{},
 		commits:     make(chan commitJob, 1024),
 		commitErr:   make(chan error, 1),
+		calls:       make(chan func()),
 		fileMetrics: leasefile.NewMetrics(),
 	}
 	s.metrics = newMetrics(s)
