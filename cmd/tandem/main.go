@@ -10,7 +10,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"log/syslog"
 	"net/http"
@@ -225,14 +224,12 @@ func newLogger(f serveFlags, cfg *config.Config) (*slog.Logger, error) {
 	if f.verbose {
 		level = slog.LevelDebug
 	}
-	var w io.Writer = os.Stderr
 	if !f.debug {
-		sw, err := syslog.New(facility(cfg.LogFacility)|syslog.LOG_INFO, "tandem")
-		if err == nil {
-			w = sw
+		if sw, err := syslog.New(facility(cfg.LogFacility)|syslog.LOG_INFO, "tandem"); err == nil {
+			return slog.New(newLineHandler(sw, level, false)), nil
 		}
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), nil
+	return slog.New(newLineHandler(os.Stderr, level, true)), nil
 }
 
 func facility(name string) syslog.Priority {
