@@ -1,0 +1,79 @@
+// Package peer is the TCP link between the two servers of a failover pair.
+// It moves failover messages ([wire.Message]) and keeps the link alive; it
+// decides nothing about the protocol. CONNECT/CONNECTACK validation, STATE,
+// binding updates and the rest belong to the failover state machine, which
+// the server loop drives with the [Event]s a [Link] delivers and the
+// messages it hands to [Link.Send].
+//
+// The behaviour follows ISC dhcpd 4.4, whose facts are collected in
+// shared/reference/failover-wire.md ("fw §x"); draft section numbers are
+// draft-ietf-dhc-failover-12's.
+//
+// # Connections
+//
+// Like ISC, both servers listen on address:port and dial peer-address:
+// peer-port from address, whatever their role (fw §5; draft §8.2 wants only
+// the primary's connection used, ISC does not care who dialled, nor does
+// this package). An accepted connection is kept only if it comes from a
+// peer address; others are closed at once.
+//
+// There is at most one link at a time. A connection that is established
+// (accepted or dialled) while a link exists is closed at once: the first
+// link wins. ISC does the same one layer up, rejecting the second CONNECT
+// with reason 7 (duplicate connection, fw §5); refusing here means the
+// state machine never sees two connections. If both servers dial at the
+// same instant each may keep a different connection; both links then end
+// (each side closed the other's), and the redial jitter below makes the
+// next attempts unlikely to collide again.
+//
+// # Reconnecting
+//
+// After a link ends the dialler waits RedialInterval (5 s, ISC's delay
+// after a drop, fw §5) before dialling again, unless the peer connects
+// first. A failed dial is retried after RedialInterval too, doubling with
+// each further failure up to RedialMax (30 s). ISC waits 90 s after a failed
+// connect: after a partition heals, a pair of ISC servers can sit in
+// communications-interrupted for up to a minute and a half before either
+// redials. Retrying sooner costs one refused SYN per attempt on a LAN, and
+// the cap keeps a long outage from flooding the log and the network. Each
+// wait is stretched by up to a fifth at random so that two servers that
+// lost their link together do not redial in lockstep.
+//
+// # Framing and errors
+//
+// Messages are framed by their 2-byte length (fw §1) and decoded with
+// [wire.Unmarshal], which is as strict as ISC's decoder. A length outside
+// 12..2048, or a message that does not decode, closes that link (ISC drops
+// the connection too, fw §1, §3.1) with a log line naming the peer and the
+// error; the process goes on and the link is redialled as usual.
+//
+// # Keepalive and receive timeout (fw §6)
+//
+// Every message written re-arms a timer for a third of the peer's
+// receive-timer (learned from its CONNECT or CONNECTACK through
+// [Link.SetPeerReceiveTimer]; until then our own max-response-delay); when
+// it fires the link sends a CONTACT. As in ISC, nothing is sent before the
+// caller's first message, so a server that has not completed its side of
+// the handshake sends no CONTACT. If nothing arrives for our own
+// max-response-delay the link is closed with ISC's log line "timeout
+// waiting for failover peer NAME". The receive timer runs only while the
+// link waits on the socket: a server loop slow to take events does not
+// make a talking peer look silent.
+//
+// # Transaction ids and time
+//
+// The caller chooses every xid: requests take the next value of its
+// counter and responses echo the request's (fw §1). Only the CONTACT
+// keepalive is built here, and it takes its xid from Config.NextXID, so
+// that one counter serves the whole link. The link stamps the header's
+// time with the clock at the moment the message is written, unless the
+// caller set a time of its own.
+//
+// # Connection identity
+//
+// Every link gets a fresh [ConnID], carried by all its events. Send,
+// Close and SetPeerReceiveTimer name the connection they mean, and do
+// nothing to any other: a BNDACK or CONNECTACK meant for a link that has
+// just dropped must not leak onto its successor before the state machine
+// has seen that successor come up and handshaken on it.
+package peer
