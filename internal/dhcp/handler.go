@@ -922,11 +922,15 @@ func (h *Handler) bootp(now int64, req Request, subnet *config.Subnet, c client)
 	return Result{Reply: r, Durable: true}
 }
 
-// bootReply is a BOOTREPLY: no DHCP message type; counted as a BOOTP
-// reply (MessageTypeNone).
+// bootReply is a BOOTREPLY: no DHCP message type, but relay agent
+// information echoed as in DHCP replies (RFC 3046 §2.2; ISC bootp.c does
+// the same). It is counted as a BOOTP reply (MessageTypeNone).
 func (h *Handler) bootReply(p *dhcpv4.DHCPv4, a netip.Addr) *dhcpv4.DHCPv4 {
 	r := newReply(p)
 	r.YourIPAddr = net.IP(a.AsSlice())
+	if v := p.Options.Get(dhcpv4.OptionRelayAgentInformation); v != nil {
+		r.Options[uint8(dhcpv4.OptionRelayAgentInformation)] = v
+	}
 	h.stats.countSent(dhcpv4.MessageTypeNone)
 	return r
 }

@@ -163,7 +163,7 @@ type pb struct {
 	local     []string
 }
 
-func (b pb) build(t *testing.T) Request {
+func (b pb) build(t testing.TB) Request {
 	t.Helper()
 	addr := func(s string) net.IP {
 		if s == "" {
