@@ -387,13 +387,15 @@ func (l *Link) emit(ev Event) bool {
 }
 
 // adopt makes nc the link unless one exists (the first link wins, see the
-// package comment) or Run is stopping; otherwise it closes nc.
-func (l *Link) adopt(nc net.Conn, remote netip.AddrPort, inbound bool) {
+// package comment) or Run is stopping, in which case it closes nc. It
+// returns the link now in place, nc's or the one that was there; nil when
+// stopping.
+func (l *Link) adopt(nc net.Conn, remote netip.AddrPort, inbound bool) *conn {
 	l.mu.Lock()
 	if l.stopping {
 		l.mu.Unlock()
 		nc.Close()
-		return
+		return nil
 	}
 	if cur := l.cur; cur != nil {
 		l.mu.Unlock()
@@ -401,7 +403,7 @@ func (l *Link) adopt(nc net.Conn, remote netip.AddrPort, inbound bool) {
 		l.log.Info("failover peer "+l.cfg.Name+": closing a second connection; a link exists",
 			"remote", remote, "inbound", inbound, "link_conn", cur.id, "link_remote", cur.remote)
 		nc.Close()
-		return
+		return cur
 	}
 	l.lastID++
 	c := newConn(l.lastID, nc, addrPortOf(nc.LocalAddr()), remote, inbound, l.cfg)
@@ -409,6 +411,7 @@ func (l *Link) adopt(nc net.Conn, remote netip.AddrPort, inbound bool) {
 	l.wg.Add(1)
 	l.mu.Unlock()
 	go l.serve(c)
+	return c
 }
 
 // dialLoop dials the peer whenever there is no link (fw §5).
@@ -424,10 +427,10 @@ func (l *Link) dialLoop(ctx context.Context) {
 		if delay > 0 && !sleep(ctx, jitter(delay)) {
 			return
 		}
+		// ISC does not redial while a link exists (fw §5); the wait
+		// after a drop counts from the drop.
 		if c := l.current(); c != nil {
-			select {
-			case <-c.gone:
-			case <-ctx.Done():
+			if !waitGone(ctx, c) {
 				return
 			}
 			delay, failures, lastErr = l.cfg.RedialInterval, 0, ""
@@ -451,8 +454,20 @@ func (l *Link) dialLoop(ctx context.Context) {
 				"remote", l.remote, "err", err, "attempt", failures, "retry_in", delay)
 			continue
 		}
-		l.adopt(nc, addrPortOf(nc.RemoteAddr()), false)
-		delay = l.cfg.RedialInterval
+		if c := l.adopt(nc, addrPortOf(nc.RemoteAddr()), false); c != nil && !waitGone(ctx, c) {
+			return
+		}
+		delay, failures, lastErr = l.cfg.RedialInterval, 0, ""
+	}
+}
+
+// waitGone waits until c is no longer the link; false if ctx ended first.
+func waitGone(ctx context.Context, c *conn) bool {
+	select {
+	case <-c.gone:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 

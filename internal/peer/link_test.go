@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -584,5 +585,41 @@ func TestKeepaliveInterval(t *testing.T) {
 		if got := c.keepaliveInterval(); got != tc.want {
 			t.Errorf("peer receive-timer %v: keepalive every %v, want %v", tc.peer, got, tc.want)
 		}
+	}
+}
+
+func TestRedialWaitsAfterADrop(t *testing.T) {
+	peer := newRawPeer(t)
+	cfg := testConfig(t, freePort(t, addrA), peer.port)
+	cfg.RedialInterval = 400 * time.Millisecond
+	a := start(t, cfg)
+	peer.accept(t, 5*time.Second)
+	up, _ := a.rec.wait(t, 0, 5*time.Second, "Up", isKind(EventUp))
+	a.Close(up.Conn, "test")
+	a.rec.wait(t, 0, 5*time.Second, "Down", isKind(EventDown))
+	dropped := time.Now()
+	peer.accept(t, 5*time.Second)
+	// Timers never fire early and the jitter only adds.
+	if d := time.Since(dropped); d < 400*time.Millisecond {
+		t.Errorf("redialled %v after the drop, want at least RedialInterval (400ms)", d)
+	}
+}
+
+func TestFailedDialsBackOff(t *testing.T) {
+	cfg := testConfig(t, freePort(t, addrA), freePort(t, addrB)) // nobody listens on B
+	cfg.RedialInterval = 100 * time.Millisecond
+	cfg.RedialMax = 400 * time.Millisecond
+	a := start(t, cfg)
+	time.Sleep(1500 * time.Millisecond)
+	a.stop()
+	// Waits of 100, 200, 400, 400 … ms (plus up to a fifth) leave room for
+	// at most 6 attempts in 1.5 s; a fixed 100 ms would allow 15.
+	n := value(t, a.Metrics().dialFailures)
+	if n < 2 || n > 6 {
+		t.Errorf("%v failed dials in 1.5 s, want 2..6 with the back-off", n)
+	}
+	// Each kind of failure is logged once at warning level, then at debug.
+	if w := strings.Count(a.logs.String(), "level=WARN msg=\"failover peer tandem-test: cannot connect\""); w != 1 {
+		t.Errorf("%d warnings for %v identical failures, want 1", w, n)
 	}
 }
