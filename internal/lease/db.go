@@ -426,38 +426,37 @@ func (db *DB) Restore(src *Lease) bool {
 	return true
 }
 
+// MaxAllocateScan bounds the candidates one Allocate call looks at, so a
+// flood of requests for a pool whose candidates are all rejected (every
+// address held for an offer) costs bounded work per request. Rejected
+// candidates move to the back, so the next call looks at others.
+const MaxAllocateScan = 4096
+
 // Allocate takes the oldest candidate address of pool p in state s (Free,
 // Backup or Abandoned) for which ok returns true. It does not change the
 // lease: the caller offers or binds it with Update. The lease returned
 // moves to the back of the queue (if it is not bound, it stays a
-// candidate, behind the others); candidates that ok rejects keep their
-// place.
+// candidate, behind the others), and so do the candidates ok rejects: an
+// address held for another client's offer counts as used. It gives up
+// after MaxAllocateScan candidates.
 func (db *DB) Allocate(p *Pool, s BindingState, ok func(l *Lease) bool) *Lease {
 	qi := queueOf(s)
 	if qi < 0 {
 		return nil
 	}
 	q := &p.queues[qi]
-	var rejected []queueEntry
-	var found *Lease
-	for n := q.len(); n > 0; n-- {
+	for n := min(q.len(), MaxAllocateScan); n > 0; n-- {
 		e := q.popFront()
 		l := db.live(qi, e)
 		if l == nil {
 			continue // stale: the lease left the state (or is reserved)
 		}
-		if ok != nil && !ok(l) {
-			rejected = append(rejected, e)
-			continue
-		}
 		q.pushBack(e)
-		found = l
-		break
+		if ok == nil || ok(l) {
+			return l
+		}
 	}
-	for j := len(rejected) - 1; j >= 0; j-- {
-		q.pushFront(rejected[j])
-	}
-	return found
+	return nil
 }
 
 // Expire moves every active lease whose Ends is at or before now to its
@@ -616,13 +615,6 @@ func (q *fifo) grow() {
 func (q *fifo) pushBack(e queueEntry) {
 	q.grow()
 	q.buf[(q.head+q.size)%len(q.buf)] = e
-	q.size++
-}
-
-func (q *fifo) pushFront(e queueEntry) {
-	q.grow()
-	q.head = (q.head - 1 + len(q.buf)) % len(q.buf)
-	q.buf[q.head] = e
 	q.size++
 }
 

@@ -280,7 +280,7 @@ func TestAllocatePerState(t *testing.T) {
 }
 
 func TestAllocateRejected(t *testing.T) {
-	db := newDB(t, spec("198.18.0.0/24", "198.18.0.1-198.18.0.200"))
+	db := newDB(t, spec("198.18.0.0/16", "198.18.0.1-198.18.39.16")) // 10000 addresses
 	p := db.Pools[0]
 	// The handler rejects addresses held for other clients' offers; there
 	// can be many more than a handful of those.
@@ -288,12 +288,19 @@ func TestAllocateRejected(t *testing.T) {
 	if got := addrOf(db.Allocate(p, Free, held)); got != "198.18.0.101" {
 		t.Fatalf("first acceptable = %s, want 198.18.0.101", got)
 	}
-	if got := addrOf(db.Allocate(p, Free, func(*Lease) bool { return false })); got != "<nil>" {
-		t.Fatalf("allocated %s although every candidate was rejected", got)
+	// Rejected candidates went behind the others, like the one returned.
+	if got := addrOf(db.Allocate(p, Free, nil)); got != "198.18.0.102" {
+		t.Errorf("after rejections allocated %s, want 198.18.0.102", got)
 	}
-	// Rejected candidates keep their place at the front.
-	if got := addrOf(db.Allocate(p, Free, nil)); got != "198.18.0.1" {
-		t.Errorf("after rejections allocated %s, want 198.18.0.1", got)
+	// One call gives up after MaxAllocateScan candidates; the next one
+	// goes on where it stopped.
+	last := ip4("198.18.0.1") + MaxAllocateScan + 200
+	want := func(l *Lease) bool { return l.IP == last }
+	if got := db.Allocate(p, Free, want); got != nil {
+		t.Fatalf("allocated %s beyond the scan limit", got.Addr())
+	}
+	if got := db.Allocate(p, Free, want); got == nil || got.IP != last {
+		t.Fatalf("second call allocated %s, want %s", addrOf(got), U32ToAddr(last))
 	}
 	check(t, db)
 }
