@@ -47,12 +47,10 @@ subnet 198.18.0.0 netmask 255.255.255.0 {
 }
 `
 
-// TestInteropISCSecondary runs a Link as the primary (198.18.0.1, lab
-// host srv1) against a real ISC dhcpd 4.4 secondary (srv2) in network
-// namespaces: a hand-built CONNECT gets CONNECTACK and STATE back over the
-// Link, each side's CONTACTs keep the other's receive timer from firing,
-// and after the secondary is killed and restarted the link comes back.
-func TestInteropISCSecondary(t *testing.T) {
+// newLab builds two hosts, srv1 at 198.18.0.1 and srv2 at 198.18.0.2, in
+// network namespaces of their own; it skips unless root with dhcpd.
+func newLab(t *testing.T) (srv1, srv2 *lab.Host) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("skipping: network namespaces need root")
 	}
@@ -62,16 +60,50 @@ func TestInteropISCSecondary(t *testing.T) {
 		}
 	}
 	l := lab.New(t, lab.Options{Servers: 2})
-	primary, secondary := l.Servers[0], l.Servers[1]
-	if primary.IP != netip.MustParseAddr("198.18.0.1") || secondary.IP != netip.MustParseAddr("198.18.0.2") {
-		t.Fatalf("lab servers at %s and %s; the configuration expects 198.18.0.1 and 198.18.0.2", primary.IP, secondary.IP)
+	srv1, srv2 = l.Servers[0], l.Servers[1]
+	if srv1.IP != netip.MustParseAddr("198.18.0.1") || srv2.IP != netip.MustParseAddr("198.18.0.2") {
+		t.Fatalf("lab servers at %s and %s; the configurations expect 198.18.0.1 and 198.18.0.2", srv1.IP, srv2.IP)
 	}
+	return srv1, srv2
+}
+
+// inNamespace makes cfg open its sockets inside h's network namespace.
+func inNamespace(cfg Config, h *lab.Host) Config {
+	cfg.Listen = func(ctx context.Context, local netip.AddrPort) (net.Listener, error) {
+		var ln net.Listener
+		err := h.Do(func() error {
+			var err error
+			ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp4", local.String())
+			return err
+		})
+		return ln, err
+	}
+	cfg.Dial = func(ctx context.Context, local, remote netip.AddrPort) (net.Conn, error) {
+		var c net.Conn
+		err := h.Do(func() error {
+			d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(local)}
+			var err error
+			c, err = d.DialContext(ctx, "tcp4", remote.String())
+			return err
+		})
+		return c, err
+	}
+	return cfg
+}
+
+// TestInteropISCSecondary runs a Link as the primary (198.18.0.1, lab
+// host srv1) against a real ISC dhcpd 4.4 secondary (srv2) in network
+// namespaces: a hand-built CONNECT gets CONNECTACK and STATE back over the
+// Link, each side's CONTACTs keep the other's receive timer from firing,
+// and after the secondary is killed and restarted the link comes back.
+func TestInteropISCSecondary(t *testing.T) {
+	primary, secondary := newLab(t)
 	isc := lab.NewISCDhcpd(secondary, iscSecondaryConf)
 	proc := isc.Start()
 
 	var xid atomic.Uint32 // the primary's xid counter, shared with CONTACT (fw §1)
 	nextXID := func() uint32 { return xid.Add(1) - 1 }
-	a := start(t, Config{
+	a := start(t, inNamespace(Config{
 		Name:             interopName,
 		LocalAddr:        primary.IP.String(),
 		PeerAddr:         secondary.IP.String(),
@@ -79,26 +111,7 @@ func TestInteropISCSecondary(t *testing.T) {
 		RedialInterval:   200 * time.Millisecond,
 		RedialMax:        time.Second,
 		NextXID:          nextXID,
-		Listen: func(ctx context.Context, local netip.AddrPort) (net.Listener, error) {
-			var ln net.Listener
-			err := primary.Do(func() error {
-				var err error
-				ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp4", local.String())
-				return err
-			})
-			return ln, err
-		},
-		Dial: func(ctx context.Context, local, remote netip.AddrPort) (net.Conn, error) {
-			var c net.Conn
-			err := primary.Do(func() error {
-				d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(local)}
-				var err error
-				c, err = d.DialContext(ctx, "tcp4", remote.String())
-				return err
-			})
-			return c, err
-		},
-	})
+	}, primary))
 
 	// handshake sends CONNECT on the link that is up from index from on,
 	// and checks ISC's CONNECTACK and STATE. It returns the connection and
@@ -211,5 +224,107 @@ func TestInteropISCSecondary(t *testing.T) {
 	t.Logf("after the restart: conn %d, inbound %v", up2.Conn, up2.Inbound)
 	if strings.Contains(a.logs.String(), "timeout waiting") {
 		t.Errorf("our link timed out:\n%s", a.logs.String())
+	}
+}
+
+// iscPrimaryConf is an ISC dhcpd 4.4 primary at 198.18.0.1 whose secondary
+// is 198.18.0.2.
+var iscPrimaryConf = `ping-check false;
+default-lease-time 600;
+max-lease-time 600;
+failover peer "` + interopName + `" {
+  primary;
+  address 198.18.0.1;
+  port 647;
+  peer address 198.18.0.2;
+  peer port 647;
+  max-response-delay 4;
+  max-unacked-updates 10;
+  load balance max seconds 3;
+  mclt 60;
+  split 128;
+}
+subnet 198.18.0.0 netmask 255.255.255.0 {
+  pool {
+    failover peer "` + interopName + `";
+    range 198.18.0.100 198.18.0.150;
+  }
+}
+`
+
+// TestInteropISCPrimary runs a Link as the secondary (srv2) against a
+// real ISC dhcpd 4.4 primary (srv1) that dials it: ISC's CONNECT arrives
+// over the accepted connection as fw §5 describes it, our CONNECTACK and
+// STATE are taken, and ISC's CONTACTs follow at a third of our
+// receive-timer.
+func TestInteropISCPrimary(t *testing.T) {
+	primary, secondary := newLab(t)
+	var xid atomic.Uint32
+	nextXID := func() uint32 { return xid.Add(1) - 1 }
+	b := start(t, inNamespace(Config{
+		Name:             interopName,
+		LocalAddr:        secondary.IP.String(),
+		PeerAddr:         primary.IP.String(),
+		MaxResponseDelay: ourMRD * time.Second,
+		// ISC listens only once it runs; keep our failed dials from
+		// racing its own.
+		RedialInterval: time.Minute,
+		NextXID:        nextXID,
+	}, secondary))
+	proc := lab.NewISCDhcpd(primary, iscPrimaryConf).Start()
+
+	up, from := b.rec.wait(t, 0, 30*time.Second, "a link from ISC", isKind(EventUp))
+	if up.Remote.Addr() != primary.IP {
+		t.Fatalf("link from %s, want %s", up.Remote, primary.IP)
+	}
+	ev, from := b.rec.wait(t, from, 10*time.Second, "CONNECT", func(ev Event) bool {
+		return ev.Kind == EventMessage && ev.Message.Type == wire.MsgConnect
+	})
+	connect := ev.Message
+	hba := wire.HBAFromSplit(128)
+	if connect.RelationshipName.Value != interopName || connect.MCLT.Value != 60 ||
+		string(connect.HBA.Value) != string(hba[:]) || connect.ReceiveTimer.Value != iscMRD {
+		t.Errorf("ISC's CONNECT: name %q MCLT %d HBA % x receive-timer %d; want %q, 60, split 128, %d",
+			connect.RelationshipName.Value, connect.MCLT.Value, connect.HBA.Value, connect.ReceiveTimer.Value,
+			interopName, iscMRD)
+	}
+	b.SetPeerReceiveTimer(up.Conn, time.Duration(connect.ReceiveTimer.Value)*time.Second)
+
+	mark := proc.LogSize()
+	ack := &wire.Message{Type: wire.MsgConnectAck, XID: connect.XID,
+		RelationshipName: wire.Some(interopName),
+		MaxUnacked:       wire.Some(uint32(10)),
+		ReceiveTimer:     wire.Some(uint32(ourMRD)),
+		VendorClass:      wire.Some("tandem-peer-test"),
+		ProtocolVersion:  wire.Some(uint8(wire.ProtocolVersion)),
+		TLSReply:         wire.Some(uint8(0)),
+	}
+	state := &wire.Message{Type: wire.MsgState, XID: nextXID(),
+		ServerState: wire.Some(wire.StateRecover), ServerFlags: wire.Some(wire.ServerFlagStartup),
+		STOS: wire.Some(uint32(time.Now().Unix()))}
+	for _, m := range []*wire.Message{ack, state} {
+		if err := b.Send(up.Conn, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := proc.AwaitLog(mark, `peer moves from .* to recover`, 10*time.Second); err != nil {
+		t.Errorf("ISC did not take our CONNECTACK and STATE: %v", err)
+	}
+	ev, _ = b.rec.wait(t, from, 10*time.Second, "ISC's STATE", func(ev Event) bool {
+		return ev.Kind == EventMessage && ev.Message.Type == wire.MsgState
+	})
+	t.Logf("ISC's STATE: %s flags %d", ev.Message.ServerState.Value, ev.Message.ServerFlags.Value)
+	var contacts int
+	b.rec.wait(t, from, 10*time.Second, "two CONTACTs from ISC", func(ev Event) bool {
+		if ev.Kind == EventDown {
+			t.Fatalf("the link dropped: %s (%v)", ev.Cause, ev.Err)
+		}
+		if ev.Kind == EventMessage && ev.Message.Type == wire.MsgContact {
+			contacts++
+		}
+		return contacts == 2
+	})
+	if strings.Contains(proc.Log(), "timeout waiting for failover peer") {
+		t.Errorf("ISC timed our link out:\n%s", proc.Log())
 	}
 }
