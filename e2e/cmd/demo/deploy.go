@@ -1,0 +1,157 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"github.com/tandemdhcp/tandem/e2e/lab"
+	"github.com/tandemdhcp/tandem/internal/lease"
+)
+
+// deployment is how the demo runs Tandem: the servers and the
+// configuration they share. Everything after start — clients, the relay
+// burst, the report — only sees this, so a failover pair is one more
+// constructor beside single.
+type deployment struct {
+	// Title names it in the demo's heading ("one server").
+	Title string
+	// Servers in order; each runs on its own lab server host.
+	Servers []*lab.Tandem
+	// ConfNotes say where the configuration came from and what the demo
+	// changed in it, for the operator.
+	ConfNotes []string
+	// Reserved maps a client MAC to the name and address of its host
+	// declaration (hardware ethernet + fixed-address).
+	Reserved map[string]reservation
+	// Subnets are the dynamic ranges served, for the pool table.
+	Subnets []subnetRange
+}
+
+type reservation struct {
+	Name string
+	Addr netip.Addr
+}
+
+type subnetRange struct {
+	Prefix      netip.Prefix
+	First, Last netip.Addr
+	Label       string
+}
+
+// Size is the number of addresses in the range.
+func (s subnetRange) Size() int {
+	a, b := s.First.As4(), s.Last.As4()
+	u := func(x [4]byte) int { return int(x[0])<<24 | int(x[1])<<16 | int(x[2])<<8 | int(x[3]) }
+	return u(b) - u(a) + 1
+}
+
+func (s subnetRange) Contains(a netip.Addr) bool {
+	return s.First.Compare(a) <= 0 && a.Compare(s.Last) <= 0
+}
+
+// relayPools is the lab's relayed range, the same one the benchmarks use.
+var relayPools = lab.Pools{RelaySize: 4096}
+
+// single is one Tandem on srv1 serving examples/single.conf, adapted to
+// the lab: its host reservation is moved to reservedMAC (a demo client's
+// MAC) and the subnet behind the relay agent is added.
+func single(l *lab.Lab, reservedMAC net.HardwareAddr) (*deployment, error) {
+	conf, notes, res, err := exampleConf(reservedMAC)
+	if err != nil {
+		return nil, err
+	}
+	first, last := relayPools.RelayRange()
+	d := &deployment{
+		Title:     "one server",
+		ConfNotes: notes,
+		Reserved:  res,
+		Subnets: []subnetRange{
+			{Prefix: lab.LANPrefix, First: netip.MustParseAddr("198.18.0.100"), Last: netip.MustParseAddr("198.18.0.199"), Label: "LAN"},
+			{Prefix: lab.RelayPrefix, First: first, Last: last, Label: "behind relay"},
+		},
+	}
+	d.Servers = append(d.Servers, lab.NewTandem(l.Servers[0], conf))
+	return d, nil
+}
+
+var (
+	hostHW   = regexp.MustCompile(`(?s)host\s+(\S+)\s*\{[^}]*?hardware ethernet\s+([0-9A-Fa-f:]+);[^}]*?fixed-address\s+([0-9.]+);`)
+	lanRange = regexp.MustCompile(`range 198\.18\.0\.100 198\.18\.0\.199;`)
+)
+
+// exampleConf reads examples/single.conf and adapts it to the lab.
+func exampleConf(reservedMAC net.HardwareAddr) (string, []string, map[string]reservation, error) {
+	root, err := lab.ModuleRoot()
+	if err != nil {
+		return "", nil, nil, err
+	}
+	path := filepath.Join(root, "examples", "single.conf")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	conf := string(b)
+	// The demo's table compares against the example's LAN range; a changed
+	// example deserves a loud failure, not a confusing table.
+	if !lanRange.MatchString(conf) {
+		return "", nil, nil, fmt.Errorf("%s: no longer has range 198.18.0.100 198.18.0.199; update the demo", path)
+	}
+	notes := []string{fmt.Sprintf("config: %s", relPath(root, path))}
+	res := map[string]reservation{}
+	if m := hostHW.FindStringSubmatchIndex(conf); m != nil && reservedMAC != nil {
+		name := conf[m[2]:m[3]]
+		old := conf[m[4]:m[5]]
+		addr, err := netip.ParseAddr(conf[m[6]:m[7]])
+		if err != nil {
+			return "", nil, nil, fmt.Errorf("%s: host %s: %v", path, name, err)
+		}
+		conf = conf[:m[4]] + reservedMAC.String() + conf[m[5]:]
+		res[reservedMAC.String()] = reservation{Name: name, Addr: addr}
+		notes = append(notes, fmt.Sprintf("        host %s: hardware ethernet %s → %s (a demo client), fixed-address %s", name, old, reservedMAC, addr))
+	}
+	first, last := relayPools.RelayRange()
+	conf += fmt.Sprintf("\n# Added by the demo: the subnet behind the lab's relay agent.\n"+
+		"subnet %s netmask 255.255.0.0 {\n  range %s %s;\n}\n", lab.RelayPrefix.Addr(), first, last)
+	notes = append(notes, fmt.Sprintf("        + subnet %s with range %s – %s for relayed clients", lab.RelayPrefix, first, last))
+	return conf, notes, res, nil
+}
+
+func relPath(root, p string) string {
+	if r, err := filepath.Rel(root, p); err == nil {
+		return r
+	}
+	return p
+}
+
+// leases merges the servers' lease files: for each address the record
+// with the latest client transaction, which is the one both servers of a
+// pair converge to.
+func (d *deployment) leases() (map[netip.Addr]lease.Lease, error) {
+	out := map[netip.Addr]lease.Lease{}
+	for _, s := range d.Servers {
+		c, err := s.Leases()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Host.Name, err)
+		}
+		for _, l := range c.Leases {
+			if cur, ok := out[l.Addr()]; !ok || l.CLTT > cur.CLTT || (l.CLTT == cur.CLTT && l.Starts > cur.Starts) {
+				out[l.Addr()] = l
+			}
+		}
+	}
+	return out, nil
+}
+
+// serverName names the server that owns an address, for the tables.
+func (d *deployment) serverName(ip netip.Addr) string {
+	for _, s := range d.Servers {
+		if s.Host.IP == ip {
+			return s.Host.Name
+		}
+	}
+	return ip.String()
+}
