@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"regexp"
 	"testing"
 	"time"
@@ -147,4 +149,56 @@ func checkBound(t *testing.T, when string, l *lease.Lease, h *lab.Host, ev lab.C
 			when, ev.IP, time.Unix(l.Ends, 0).Format(time.TimeOnly), ev.LeaseTime, ev.At.Format(time.TimeOnly))
 	}
 	return l
+}
+
+// SIGTERM stops Tandem cleanly (exit status 0, PID file removed), and the
+// server started again on the same files still knows every client: the
+// first keeps its address through INIT-REBOOT, a newcomer gets another.
+func TestStopAndRestartKeepsClients(t *testing.T) {
+	needsLab(t, "dhclient")
+	tandemBinary(t)
+	l := lab.New(t, lab.Options{Servers: 1, Clients: 2})
+	srv := l.Servers[0]
+	tdm := lab.NewTandem(srv, lab.Pools{LeaseTime: 10 * time.Minute}.DhcpdConf())
+	first := tdm.Start()
+	if _, err := os.Stat(tdm.PIDPath); err != nil {
+		t.Errorf("PID file while serving: %v", err)
+	}
+
+	c1 := lab.NewDHClient(l.Clients[0], lab.DHClientOptions{})
+	ev1, err := c1.Acquire(30 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1.Stop()
+
+	if err := tdm.Stop(10 * time.Second); err != nil {
+		t.Errorf("tandem after SIGTERM: %v, want exit status 0", err)
+	}
+	if _, err := first.AwaitLog(0, `server stopping`, time.Second); err != nil {
+		t.Error(err)
+	}
+	if _, err := os.Stat(tdm.PIDPath); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("PID file after a clean stop: %v, want it removed", err)
+	}
+
+	second := tdm.Start()
+	if second.PID == first.PID {
+		t.Fatal("restart reused the first process")
+	}
+	rb, err := c1.Reboot(30 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rb.Reason != "REBOOT" || rb.IP != ev1.IP {
+		t.Errorf("after the restart the first client got %+v, want REBOOT of %s", rb, ev1.IP)
+	}
+	c2 := lab.NewDHClient(l.Clients[1], lab.DHClientOptions{})
+	ev2, err := c2.Acquire(30 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev2.IP == ev1.IP {
+		t.Errorf("second client got the first client's %s after the restart", ev1.IP)
+	}
 }

@@ -17,8 +17,6 @@ import (
 // burst, the report — only sees this, so a failover pair is one more
 // constructor beside single.
 type deployment struct {
-	// Title names it in the demo's heading ("one server").
-	Title string
 	// Servers in order; each runs on its own lab server host.
 	Servers []*lab.Tandem
 	// ConfNotes say where the configuration came from and what the demo
@@ -29,6 +27,9 @@ type deployment struct {
 	Reserved map[string]reservation
 	// Subnets are the dynamic ranges served, for the pool table.
 	Subnets []subnetRange
+	// RelayFanOut makes the relay agent send every request to all servers,
+	// as a failover pair needs (lab.RelayFanOut).
+	RelayFanOut bool
 }
 
 type reservation struct {
@@ -66,7 +67,6 @@ func single(l *lab.Lab, reservedMAC net.HardwareAddr) (*deployment, error) {
 	}
 	first, last := relayPools.RelayRange()
 	d := &deployment{
-		Title:     "one server",
 		ConfNotes: notes,
 		Reserved:  res,
 		Subnets: []subnetRange{

@@ -34,6 +34,7 @@ import (
 )
 
 type options struct {
+	mode    string
 	clients int
 	perf    int
 	keep    bool
@@ -42,6 +43,7 @@ type options struct {
 
 func main() {
 	var o options
+	flag.StringVar(&o.mode, "mode", "single", "how Tandem is deployed: single (one server)")
 	flag.IntVar(&o.clients, "clients", 4, "client hosts, each running ISC dhclient (1-50); the last one has a host reservation")
 	flag.IntVar(&o.perf, "perf", 200, "perfdhcp clients in the burst through the relay agent (0 skips it)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the lab running after the report, until Ctrl-C")
@@ -49,6 +51,10 @@ func main() {
 	flag.Parse()
 	if o.clients < 1 || o.clients > 50 || o.perf < 0 || o.perf > 10000 {
 		fmt.Fprintln(os.Stderr, "demo: -clients must be 1-50 and -perf 0-10000")
+		os.Exit(2)
+	}
+	if _, ok := lookupMode(o.mode); !ok {
+		fmt.Fprintf(os.Stderr, "demo: unknown -mode %q\n", o.mode)
 		os.Exit(2)
 	}
 	os.Exit(run(o))
@@ -129,6 +135,23 @@ func (t *demoTB) Fatalf(format string, args ...any) {
 	os.Exit(1)
 }
 
+// mode is a way to deploy Tandem in the lab.
+type mode struct {
+	Title   string // for the heading: "one server"
+	Servers int    // server hosts the lab needs
+	Build   func(l *lab.Lab, reservedMAC net.HardwareAddr) (*deployment, error)
+}
+
+// lookupMode knows the deployments the demo can show. A failover pair
+// joins here: two servers, a config with a failover peer, RelayFanOut.
+func lookupMode(name string) (mode, bool) {
+	switch name {
+	case "single":
+		return mode{Title: "one server", Servers: 1, Build: single}, true
+	}
+	return mode{}, false
+}
+
 // preflight explains what is missing before anything is built.
 func preflight(o options) error {
 	if os.Geteuid() != 0 {
@@ -173,21 +196,27 @@ type clientResult struct {
 
 func (d *demo) run() {
 	p, o := d.p, d.o
-	title := "Tandem demo: one server, real clients, a relay agent"
+	m, _ := lookupMode(o.mode)
+	title := fmt.Sprintf("Tandem demo: %s, real clients, a relay agent", m.Title)
 	p.title(title, fmt.Sprintf("Everything runs in throw-away network namespaces on 198.18.0.0/15; files go to %s", d.tb.Dir()))
 
-	t0 := p.step("building the lab: a bridge, server srv1, relay host, %d client host%s", o.clients, plural(o.clients))
-	d.lab = lab.New(d.tb, lab.Options{Servers: 1, Clients: o.clients})
+	t0 := p.step("building the lab: a bridge, %d server host%s, a relay host, %d client host%s",
+		m.Servers, plural(m.Servers), o.clients, plural(o.clients))
+	d.lab = lab.New(d.tb, lab.Options{Servers: m.Servers, Clients: o.clients})
 	p.done(t0, "")
-	p.note("srv1 %s · relay %s and %s (relay agent for %s) · cli1…cli%d (no address yet)",
-		d.lab.Servers[0].IP, lab.RelayHostIP, lab.RelayIP, lab.RelayPrefix, o.clients)
+	var srvs []string
+	for _, h := range d.lab.Servers {
+		srvs = append(srvs, fmt.Sprintf("%s %s", h.Name, h.IP))
+	}
+	p.note("%s · relay %s and %s (relay agent for %s) · cli1…cli%d (no address yet)",
+		strings.Join(srvs, " · "), lab.RelayHostIP, lab.RelayIP, lab.RelayPrefix, o.clients)
 
 	var reservedMAC net.HardwareAddr
 	if o.clients >= 2 {
 		reservedMAC = d.lab.Clients[o.clients-1].MAC
 	}
 	t0 = p.step("writing Tandem's configuration")
-	dep, err := single(d.lab, reservedMAC)
+	dep, err := m.Build(d.lab, reservedMAC)
 	if err != nil {
 		p.fail("%v", err)
 		d.tb.Fatalf("demo: %v", err)
@@ -224,6 +253,9 @@ func (d *demo) run() {
 
 	if o.perf > 0 {
 		rate := min(max(o.perf, 50), 500)
+		if dep.RelayFanOut {
+			d.lab.RelayFanOut(true)
+		}
 		t0 = p.step("perfdhcp burst through the relay agent: %d clients, %d new exchanges/s", o.perf, rate)
 		d.perf, d.perfErr = lab.RunPerfdhcp(d.lab.Relay, lab.PerfdhcpOptions{
 			Server:    dep.Servers[0].Host.IP,
