@@ -1,0 +1,600 @@
+package failover
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/tandemdhcp/tandem/internal/config"
+	"github.com/tandemdhcp/tandem/internal/failover/wire"
+	"github.com/tandemdhcp/tandem/internal/lease"
+)
+
+// maxTime is ISC's MAX_TIME: the lease end of a lease that never expires,
+// and the potential expiry of an infinite grant (includes/dhcpd.h).
+const maxTime = 0x7fffffff
+
+// transitional reports whether s waits for the partner's ack before the
+// address is free again (fw §7.1).
+func transitional(s lease.BindingState) bool {
+	return s == lease.Expired || s == lease.Released || s == lease.Reset
+}
+
+// leaseChanged is the LeaseChanged event: queue a BNDUPD, as ISC's
+// supersede_lease does for every change it makes on behalf of a client
+// (fw §4.5).
+func (n *Node) leaseChanged(now int64, ip uint32) error {
+	l, p := n.db.Get(ip)
+	if l == nil {
+		return fmt.Errorf("failover: %s is in no pool", addrOf(ip))
+	}
+	if p.FailoverPeer != n.name {
+		return nil
+	}
+	if n.isRecent(l) {
+		// The caller reported a lease the node itself just set from
+		// the partner's data; sending it back would only echo.
+		return nil
+	}
+	if n.role == config.Secondary && n.me == stNormal && l.State == lease.Expired && l.Rewind == lease.Active {
+		// ISC's secondary leaves the expiry of active leases to the
+		// primary while normal (mdb.c pool_timer): the primary's
+		// EXPIRED update will come, and ISC's primary refuses an
+		// expiry from the secondary (fw §4.2).
+		return nil
+	}
+	if n.me == stPartnerDown && transitional(l.State) {
+		n.noteReclaim(l)
+	}
+	n.queueUpdate(now, ip)
+	n.starvationCheck(now, p)
+	return nil
+}
+
+// queueUpdate puts a lease on the update queue and sends what the window
+// allows (ISC dhcp_failover_queue_update with immediate set).
+func (n *Node) queueUpdate(now int64, ip uint32) {
+	if n.updates.Has(ip) {
+		return
+	}
+	if n.acks.Remove(ip) {
+		// Its BNDACK, if it ever comes, is for an older version.
+		delete(n.sent, ip)
+	}
+	n.updates.PushBack(ip)
+	n.sendUpdates(now)
+}
+
+// queueUnacked is ISC's dhcp_failover_generate_update_queue: queue every
+// lease the partner may not know (tstp > atsfp), every transitional lease,
+// or with all every lease of the relationship (fw §12.4).
+func (n *Node) queueUnacked(all bool) {
+	n.db.Each(func(l *lease.Lease, p *lease.Pool) {
+		if p.FailoverPeer != n.name || n.updates.Has(l.IP) || n.acks.Has(l.IP) {
+			return
+		}
+		if all || l.TSTP > l.ATSFP || transitional(l.State) {
+			n.updates.PushBack(l.IP)
+		}
+	})
+}
+
+// window is how many BNDUPDs may await a BNDACK: the partner's
+// max-unacked-bndupd (fw §4.5).
+func (n *Node) window() int {
+	if w := n.link.partnerMaxUnacked; w > 0 {
+		return int(w)
+	}
+	return defaultPartnerMaxUnacked
+}
+
+// sendUpdates sends queued updates while the partner's window allows
+// (ISC dhcp_failover_send_updates).
+func (n *Node) sendUpdates(now int64) {
+	if !n.link.established {
+		return
+	}
+	for n.acks.Len() < n.window() {
+		ip, ok := n.updates.Front()
+		if !ok {
+			return
+		}
+		n.updates.Remove(ip)
+		n.sendBindUpdate(now, ip)
+	}
+}
+
+// sendBindUpdate sends one BNDUPD (ISC dhcp_failover_send_bind_update,
+// fw §4.1) and puts the lease on the ack queue.
+func (n *Node) sendBindUpdate(now int64, ip uint32) {
+	l, _ := n.mine(ip)
+	if l == nil {
+		return
+	}
+	if n.link.xid == 0 {
+		n.link.xid = 1 // a BNDUPD never has xid 0 (fw §1)
+	}
+	xid := n.nextXID()
+	if l.Rewind != l.State {
+		// The partner may act on this update even if its ack never
+		// arrives, so the state we could rewind to moves on now, on
+		// transmit (ISC does the same and commits it).
+		l = n.update(ip, func(l *lease.Lease) { l.Rewind = l.State })
+	}
+	m := bindUpdate(l)
+	m.XID = xid
+	n.acks.PushBack(ip)
+	n.sent[ip] = sentState{xid: xid, state: l.State}
+	n.send(now, m)
+}
+
+// bindUpdate builds a BNDUPD with ISC's options (fw §4.1): the lease's
+// state as binding-status, its start time in STOS (ISC's quirk, fw §14
+// item 8), tstp as potential-expiration-time.
+func bindUpdate(l *lease.Lease) *wire.Message {
+	m := &wire.Message{
+		Type:          wire.MsgBndUpd,
+		AssignedIP:    wire.Some(addrOf(l.IP)),
+		BindingStatus: wire.Some(l.State),
+	}
+	if l.ClientID != "" {
+		m.ClientID = wire.Some([]byte(l.ClientID))
+	}
+	if l.HLen > 0 {
+		m.CHAddr = wire.Some(append([]byte{l.HType}, l.HAddr[:l.HLen]...))
+	}
+	m.LeaseExpiry = wire.Some(endsWire(l.Ends))
+	m.PotentialExpiry = wire.Some(endsWire(l.TSTP))
+	m.STOS = wire.Some(wireTime(l.Starts))
+	if l.CLTT != 0 {
+		m.CLTT = wire.Some(wireTime(l.CLTT))
+	}
+	var f wire.IPFlags
+	if l.Flags&lease.FlagReserved != 0 {
+		f |= wire.IPFlagReserved
+	}
+	if l.Flags&lease.FlagBootp != 0 {
+		f |= wire.IPFlagBootp
+	}
+	if f != 0 {
+		m.IPFlags = wire.Some(f)
+	}
+	return m
+}
+
+// endsWire puts a lease time on the wire; "never" is ISC's MAX_TIME.
+func endsWire(t int64) uint32 {
+	if t >= maxTime {
+		return maxTime
+	}
+	return wireTime(t)
+}
+
+// endsFromWire reads a lease end; ISC's MAX_TIME and beyond mean never.
+func endsFromWire(v uint32) int64 {
+	if v >= maxTime {
+		return lease.Never
+	}
+	return int64(v)
+}
+
+// rescind moves the ack queue back to the front of the update queue (ISC
+// dhcp_failover_rescind_updates, fw §4.5): those updates go again.
+func (n *Node) rescind() {
+	var ips []uint32
+	n.acks.Each(func(ip uint32) { ips = append(ips, ip) })
+	for i := len(ips) - 1; i >= 0; i-- {
+		n.updates.PushFront(ips[i])
+	}
+	n.acks.Clear()
+	clear(n.sent)
+}
+
+// sendBindAck answers a BNDUPD: bare (only the address) when accepting, plus
+// reject-reason and message when refusing. ISC misreads a BNDACK that
+// carries a client-identifier, so nothing else goes in (fw §4.3, §4.4).
+func (n *Node) sendBindAck(now int64, m *wire.Message, reject *wire.Reject) {
+	ack := &wire.Message{Type: wire.MsgBndAck, XID: m.XID}
+	if a, ok := m.AssignedIP.Get(); ok {
+		ack.AssignedIP = wire.Some(a)
+	}
+	if reject != nil {
+		ack.RejectReason = wire.Some(reject.Reason)
+		ack.MessageText = wire.Some(reject.Text)
+		n.logf(slog.LevelError, "failover peer %s: refusing binding update for %s: %s", n.name, m.AssignedIP.Value, reject.Text)
+	}
+	n.send(now, ack)
+}
+
+// receiveBindUpdate is ISC's dhcp_failover_process_bind_update (fw §4.2).
+func (n *Node) receiveBindUpdate(now int64, m *wire.Message) {
+	if !m.AssignedIP.Present || !m.BindingStatus.Present {
+		n.sendBindAck(now, m, m.CheckBindingUpdate())
+		return
+	}
+	a := m.AssignedIP.Value
+	ip := lease.AddrToU32(a)
+	l, p := n.db.Get(ip)
+	if !a.Is4() || l == nil {
+		n.sendBindAck(now, m, &wire.Reject{Reason: wire.RejectIllegalIPAddr, Text: "unknown IP address"})
+		return
+	}
+	if p.FailoverPeer != n.name {
+		n.sendBindAck(now, m, &wire.Reject{Reason: wire.RejectIllegalIPAddr, Text: "IP address is covered by a different failover relationship state"})
+		return
+	}
+	status := m.BindingStatus.Value
+	if status < lease.Free || status > lease.Backup {
+		n.sendBindAck(now, m, &wire.Reject{Reason: wire.RejectMisc, Text: fmt.Sprintf("unknown binding state %d", uint8(status))})
+		return
+	}
+	// Dueling updates: only a lease whose own update is in flight (fw §4.2).
+	if n.acks.Has(ip) {
+		if n.localIsBetter(l, m) {
+			n.sendBindAck(now, m, &wire.Reject{Reason: wire.RejectLessCriticalInfo, Text: "incoming update is less critical than outgoing update"})
+			return
+		}
+		n.unqueueAck(now, ip)
+	}
+	if r := m.CheckBindingUpdate(); r != nil {
+		n.sendBindAck(now, m, r)
+		return
+	}
+	flags, _ := m.IPFlags.Get()
+	if flags&wire.IPFlagReserved != 0 && l.State == n.ownFree() && l.Flags&lease.FlagReserved == 0 {
+		n.sendBindAck(now, m, &wire.Reject{Reason: wire.RejectIPNotReserved, Text: "Address is not reserved."})
+		return
+	}
+	if flags&wire.IPFlagBootp != 0 && l.State == n.ownFree() && l.Flags&lease.FlagBootp == 0 {
+		n.sendBindAck(now, m, &wire.Reject{Reason: wire.RejectMisc, Text: "Address is not allocated to BOOTP."})
+		return
+	}
+	pe := int64(m.PotentialExpiry.Value)
+	var ok bool
+	if n.me == stNormal {
+		ok = normalTransitionOK(l, n.role, status, pe, now)
+	} else {
+		ok = conflictTransitionOK(l, status, now)
+	}
+	if !ok {
+		n.sendBindAck(now, m, &wire.Reject{Reason: wire.RejectFatalConflict,
+			Text: fmt.Sprintf("%s: invalid state transition: %s to %s", a, l.State, status)})
+		return
+	}
+	stored := status
+	if transitional(status) {
+		// The partner already freed it on its side once we ack: it is
+		// FREE here now (fw §4.2).
+		stored = lease.Free
+	}
+	l = n.update(ip, func(l *lease.Lease) {
+		before := lease.KeyOf(l)
+		if c, ok := m.CHAddr.Get(); ok {
+			if len(c) > 0 {
+				l.SetHardware(c[0], c[1:])
+			} else {
+				l.SetHardware(0, nil)
+			}
+		} else if status == lease.Abandoned {
+			l.SetHardware(0, nil)
+		}
+		if id, ok := m.ClientID.Get(); ok {
+			l.ClientID = string(id)
+		} else if status != lease.Reset && status != lease.Free && status != lease.Backup {
+			// No client-identifier means the client sent none (fw §4.2).
+			l.ClientID = ""
+		}
+		if lease.KeyOf(l) != before || status == lease.Abandoned {
+			l.Hostname = ""
+		}
+		// Times are taken raw, as ISC does: it applies no clock-skew
+		// correction (fw §1, §4.2).
+		if v, ok := m.STOS.Get(); ok {
+			l.Starts = int64(v)
+		}
+		if v, ok := m.LeaseExpiry.Get(); ok {
+			l.Ends = endsFromWire(v)
+		}
+		if m.PotentialExpiry.Present {
+			l.TSFP, l.ATSFP = pe, pe
+		}
+		// ISC ignores the CLTT of a BNDUPD except to settle dueling
+		// updates; keeping it makes the next duel fair and the lease
+		// file truthful.
+		if v, ok := m.CLTT.Get(); ok {
+			l.CLTT = int64(v)
+		}
+		l.Flags &^= lease.FlagReserved | lease.FlagBootp
+		if flags&wire.IPFlagReserved != 0 {
+			l.Flags |= lease.FlagReserved
+		}
+		if flags&wire.IPFlagBootp != 0 {
+			l.Flags |= lease.FlagBootp
+		}
+		l.State = stored
+		// We can no longer rewind behind what the partner holds.
+		l.Rewind = stored
+		l.Next = lease.StateNone
+		if stored == lease.Active {
+			l.Next = lease.Expired
+		}
+	})
+	if l == nil {
+		return
+	}
+	n.sendBindAck(now, m, nil)
+	// MAC affinity: the primary hands a freed lease to the secondary when
+	// the secondary would serve its last client (fw §4.2, §9).
+	if transitional(status) && n.role == config.Primary && l.Flags&(lease.FlagReserved|lease.FlagBootp) == 0 &&
+		n.peerWantsLease(l) && n.secondaryNotHoarding(p) {
+		n.giveAway(now, ip)
+		n.sendUpdates(now)
+	}
+	if n.me == stPartnerDown && transitional(l.State) {
+		n.noteReclaim(l)
+	}
+	n.starvationCheck(now, p)
+}
+
+// localIsBetter is ISC's failover_lease_is_better: true when our update in
+// flight should win over the partner's (fw §4.2).
+func (n *Node) localIsBetter(l *lease.Lease, m *wire.Message) bool {
+	local := l.State
+	if s, ok := n.sent[l.IP]; ok {
+		local = s.state
+	}
+	in := m.BindingStatus.Value
+	cltt := int64(m.CLTT.Value)
+	if local == lease.Active {
+		switch {
+		case in == lease.Active:
+			if cltt != l.CLTT {
+				return cltt < l.CLTT
+			}
+			return n.role == config.Primary
+		case in == lease.Expired:
+			return false
+		}
+	}
+	if in == lease.Active {
+		return false
+	}
+	return n.role == config.Primary
+}
+
+// normalTransitionOK is ISC's normal_binding_state_transition_check
+// (fw §4.2): may the partner move lease l to state in while normal? pe is
+// the update's potential expiry.
+func normalTransitionOK(l *lease.Lease, role config.Role, in lease.BindingState, pe, now int64) bool {
+	if in == l.State {
+		return true
+	}
+	switch l.State {
+	case lease.Active:
+		if role == config.Primary {
+			// The secondary may not change an active lease, except that
+			// the client may release or decline it there.
+			return in == lease.Released || in == lease.Abandoned
+		}
+		switch in {
+		case lease.Free, lease.Backup:
+			return pe <= now // not before the partner agrees it expired
+		case lease.Expired:
+			// 65 s: the clock skew CONNECT allows, plus a margin.
+			return l.Ends-65 <= now
+		}
+		return true
+	case lease.Expired, lease.Reset:
+		if in == lease.Free || in == lease.Backup {
+			return pe <= now
+		}
+	}
+	// FREE, ABANDONED, RELEASED and BACKUP may become anything.
+	return true
+}
+
+// conflictTransitionOK is ISC's conflict_binding_state_transition_check,
+// used in every state but normal: a lease we hold active is not taken
+// back to free by the partner, nor expired early.
+func conflictTransitionOK(l *lease.Lease, in lease.BindingState, now int64) bool {
+	if in == l.State || l.State != lease.Active {
+		return true
+	}
+	switch in {
+	case lease.Free, lease.Backup:
+		return false
+	case lease.Expired:
+		return l.Ends-65 <= now
+	}
+	return true
+}
+
+// receiveBindAck is ISC's dhcp_failover_process_bind_ack (fw §4.4).
+func (n *Node) receiveBindAck(now int64, m *wire.Message) {
+	a, ok := m.AssignedIP.Get()
+	if !ok || !a.Is4() {
+		n.logf(slog.LevelWarn, "failover peer %s: BNDACK without an IPv4 assigned-IP-address", n.name)
+		return
+	}
+	ip := lease.AddrToU32(a)
+	l, p := n.mine(ip)
+	if l == nil {
+		n.logf(slog.LevelInfo, "bind update on %s got ack from %s: no such lease.", a, n.name)
+		return
+	}
+	if r, ok := m.RejectReason.Get(); ok {
+		n.logf(slog.LevelError, "bind update on %s from %s rejected: %s", a, n.name, m.MessageText.Or(r.String()))
+		// ISC does not send it again (fw §4.4, §14 item 9).
+		if n.acks.Has(ip) {
+			n.unqueueAck(now, ip)
+		}
+		n.sendUpdates(now)
+		return
+	}
+	s, ok := n.sent[ip]
+	if !ok {
+		return // duplicate, or for an update since superseded
+	}
+	if s.xid != m.XID {
+		n.logf(slog.LevelInfo, "bind update on %s got ack from %s: xid mismatch.", a, n.name)
+		return
+	}
+	// The partner now holds tstp as this lease's potential expiry. A
+	// BNDACK's own potential-expiration-time is ignored: ISC sends bare
+	// acks, and its test for the option is broken (fw §4.4).
+	pe := l.TSTP
+	affinity := false
+	if transitional(s.state) && l.State == s.state {
+		to := lease.Free
+		if n.role == config.Secondary && l.Flags&lease.FlagReserved != 0 {
+			to = lease.Backup
+		}
+		l = n.update(ip, func(l *lease.Lease) {
+			l.TSFP, l.ATSFP = pe, pe
+			l.State, l.Rewind, l.Next = to, to, lease.StateNone
+		})
+		affinity = n.role == config.Primary && l.Flags&(lease.FlagReserved|lease.FlagBootp) == 0 && n.peerWantsLease(l)
+	} else {
+		n.update(ip, func(l *lease.Lease) { l.TSFP, l.ATSFP = pe, pe })
+	}
+	n.unqueueAck(now, ip)
+	if affinity && n.secondaryNotHoarding(p) {
+		n.giveAway(now, ip)
+	}
+	n.starvationCheck(now, p)
+	n.sendUpdates(now)
+}
+
+// unqueueAck takes a lease off the ack queue; when it was the last lease
+// of an update request, UPDDONE goes out (fw §12.4).
+func (n *Node) unqueueAck(now int64, ip uint32) {
+	n.acks.Remove(ip)
+	delete(n.sent, ip)
+	if n.updDone.active && n.updDone.last == ip {
+		n.sendUpdateDone(now)
+	}
+}
+
+// sendUpdateRequest sends UPDREQ or UPDREQALL. While an UPDREQALL is
+// unanswered a new UPDREQ asks for everything again (ISC curUPD).
+func (n *Node) sendUpdateRequest(now int64, t wire.MessageType) {
+	if !n.link.established {
+		return
+	}
+	if t == wire.MsgUpdReq && n.curUPD == wire.MsgUpdReqAll {
+		t = wire.MsgUpdReqAll
+	}
+	n.curUPD = t
+	n.send(now, &wire.Message{Type: t, XID: n.nextXID()})
+	if t == wire.MsgUpdReqAll {
+		n.logf(slog.LevelInfo, "Sent update request all message to %s", n.name)
+	} else {
+		n.logf(slog.LevelInfo, "Sent update request message to %s", n.name)
+	}
+}
+
+// receiveUpdateRequest answers UPDREQ / UPDREQALL: queue what the partner
+// may lack (or everything) and send UPDDONE after the last ack (fw §12.4).
+func (n *Node) receiveUpdateRequest(now int64, m *wire.Message, all bool) {
+	what := "Update request"
+	if all {
+		what = "Update request all"
+	}
+	if n.updDone.active {
+		n.logf(slog.LevelInfo, "Received update request while old update still flying!  Silently discarding old request.")
+	}
+	n.queueUnacked(all)
+	n.updDone = updateRequest{xid: m.XID}
+	if last, ok := n.updates.Back(); ok {
+		n.updDone.active, n.updDone.last = true, last
+		n.sendUpdates(now)
+		n.logf(slog.LevelInfo, "%s from %s: sending update", what, n.name)
+		return
+	}
+	n.sendUpdateDone(now)
+	n.logf(slog.LevelInfo, "%s from %s: nothing pending", what, n.name)
+}
+
+func (n *Node) sendUpdateDone(now int64) {
+	n.send(now, &wire.Message{Type: wire.MsgUpdDone, XID: n.updDone.xid})
+	n.updDone = updateRequest{}
+	n.logf(slog.LevelInfo, "Sent update done message to %s", n.name)
+}
+
+// receiveUpdateDone is ISC's dhcp_failover_process_update_done (fw §12.4).
+func (n *Node) receiveUpdateDone(now int64) {
+	n.logf(slog.LevelInfo, "failover peer %s: peer update completed.", n.name)
+	n.curUPD = 0
+	switch n.me {
+	case stPotentialConflict:
+		if n.partner == stConflictDone {
+			if n.role == config.Secondary {
+				n.setState(now, stNormal)
+			} else {
+				// ISC shuts down. Both claim to be primary or the
+				// partner is confused; no service in
+				// potential-conflict is the safe place to wait.
+				n.logf(slog.LevelError, "failover peer %s: secondary is in conflict-done after conflict resolution, which is illegal; staying in potential-conflict", n.name)
+			}
+		} else if n.role == config.Primary {
+			n.setState(now, stConflictDone)
+		} else {
+			n.logf(slog.LevelError, "Spurious update-done message.")
+		}
+	case stConflictDone:
+		n.logf(slog.LevelError, "Spurious update-done message.")
+	case stRecover:
+		// Wait out MCLT from entering recover: the partner may have
+		// granted leases we never heard of. If both came up in recover
+		// (a new pair) there is nothing to wait for.
+		if n.stos+int64(n.mclt) > now && n.partner != stRecover && n.partner != stRecoverDone {
+			n.setState(now, stRecoverWait)
+		} else {
+			n.setState(now, stRecoverDone)
+		}
+	}
+}
+
+// peerWantsLease is ISC's peer_wants_lease: would the partner serve the
+// lease's last client by the hash bucket assignment (fw §8, §9)?
+func (n *Node) peerWantsLease(l *lease.Lease) bool {
+	if !n.hasHBA {
+		return false
+	}
+	var key []byte
+	switch {
+	case l.ClientID != "":
+		key = []byte(l.ClientID)
+	case l.HLen > 0:
+		key = l.HAddr[:l.HLen]
+	default:
+		return false
+	}
+	primary := wire.PrimaryServes(&n.hba, wire.LoadBalanceBucket(key))
+	if n.role == config.Primary {
+		return !primary
+	}
+	return primary
+}
+
+// secondaryNotHoarding is ISC's check before a MAC-affinity move: the
+// secondary does not already hold more than its share (fw §9).
+func (n *Node) secondaryNotHoarding(p *lease.Pool) bool {
+	free, backup := p.Count(lease.Free), p.Count(lease.Backup)
+	hold := ((free+backup)*int(n.cfg.MaxLeaseOwnership) + 50) / 100
+	return (free-backup)/2 > -hold
+}
+
+// giveAway moves one of our free leases to the partner's free state and
+// queues the update (pool balancing and MAC affinity, fw §9).
+func (n *Node) giveAway(now int64, ip uint32) {
+	to := n.peerFree()
+	n.update(ip, func(l *lease.Lease) {
+		l.State, l.Next = to, lease.StateNone
+		l.TSTP, l.Starts = now, now
+		l.ATSFP = 0 // ISC clears it on every change it propagates
+	})
+	if n.updates.PushBack(ip) {
+		n.acks.Remove(ip)
+		delete(n.sent, ip)
+	}
+}
