@@ -8,7 +8,7 @@ package failover
 // Commands (testdata/*.txt, run with datadriven; -rewrite regenerates):
 //
 //	start [mclt=60] [split=128] [pools=8,4] [auto-partner-down=N] [lbmax=3]
-//	      [max-unacked=10] [mrd=10] [bnd=full|brief] [logs=on|off]
+//	      [max-unacked=10] [mrd=10] [bnd=full|brief] [logs=on|off] [contacts=off|on]
 //	link up | link down
 //	tick <duration>                  advance the clock, firing timers
 //	lease <node> <ip> active <client> [time=7200]   bind as the DHCP handler would
@@ -17,7 +17,8 @@ package failover
 //	serve <client>...                load balancing decision of both servers
 //	set-state <node> <state>
 //	shutdown <node>
-//	restart <node> [empty]           crash and restart (empty: no lease file)
+//	crash <node>                     the server process dies
+//	restart <node> [empty]           (crash and) start again (empty: no lease file)
 //	inject <node> key=value...       a crafted message from the partner
 //	print-state | leases <node> | check
 
@@ -66,6 +67,7 @@ type harness struct {
 	closing  [2]bool
 	brief    bool
 	logs     bool
+	contacts bool
 	out      strings.Builder
 	lines    []string // output before brief collapsing
 	// capture, when set, sees every delivered message.
@@ -90,37 +92,58 @@ func (h *harness) flush() string {
 	return strings.Join(lines, "\n") + "\n"
 }
 
-// collapse merges runs of binding-update lines of one direction and type.
+// collapse summarises each run of binding-update lines (BNDUPD and
+// BNDACK, both directions) as counts, in order of first appearance.
 func collapse(lines []string) []string {
 	var out []string
 	for i := 0; i < len(lines); {
-		key, ok := bndKey(lines[i])
-		if !ok {
+		if _, ok := bndKey(lines[i]); !ok {
 			out = append(out, lines[i])
 			i++
 			continue
 		}
-		j := i + 1
-		for j < len(lines) {
-			if k, ok := bndKey(lines[j]); !ok || k != key {
+		var keys []string
+		count := map[string]int{}
+		j := i
+		for ; j < len(lines); j++ {
+			k, ok := bndKey(lines[j])
+			if !ok {
 				break
 			}
-			j++
+			if count[k] == 0 {
+				keys = append(keys, k)
+			}
+			count[k]++
 		}
 		if j-i == 1 {
 			out = append(out, lines[i])
 		} else {
-			out = append(out, fmt.Sprintf("%s ×%d", key, j-i))
+			var parts []string
+			for _, k := range keys {
+				parts = append(parts, fmt.Sprintf("%s ×%d", k, count[k]))
+			}
+			out = append(out, strings.Join(parts, ", "))
 		}
 		i = j
 	}
 	return out
 }
 
+// bndKey names a binding-update line: direction, type, and for BNDUPD the
+// binding state, for BNDACK whether it refuses.
 func bndKey(line string) (string, bool) {
 	f := strings.Fields(line)
-	if len(f) >= 2 && (f[1] == "BNDUPD" || f[1] == "BNDACK") && strings.Contains(f[0], "→") {
-		return f[0] + " " + f[1], true
+	if len(f) < 4 || !strings.Contains(f[0], "→") {
+		return "", false
+	}
+	switch f[1] {
+	case "BNDUPD":
+		return f[0] + " BNDUPD " + f[4], true
+	case "BNDACK":
+		if strings.Contains(line, "reject=") {
+			return f[0] + " BNDACK(reject)", true
+		}
+		return f[0] + " BNDACK", true
 	}
 	return "", false
 }
@@ -196,6 +219,7 @@ func (h *harness) start(d *datadriven.TestData) {
 	h.specs = poolSpecs(strArg(d, "pools", "8,4"))
 	h.brief = strArg(d, "bnd", "full") == "brief"
 	h.logs = strArg(d, "logs", "on") == "on"
+	h.contacts = strArg(d, "contacts", "off") == "on"
 	for i, role := range []config.Role{config.Primary, config.Secondary} {
 		hn := &hnode{tag: []string{"p", "s"}[i], idx: i, cfg: peerConfig(role, d)}
 		h.nodes[i] = hn
@@ -306,8 +330,9 @@ func (h *harness) deliver(from, to *hnode, b []byte) {
 	if err != nil {
 		h.t.Fatalf("%s→%s: undecodable message: %v", from.tag, to.tag, err)
 	}
-	line := fmt.Sprintf("%s→%s %s", from.tag, to.tag, describe(m))
-	h.printf("%s", line)
+	if m.Type != wire.MsgContact || h.contacts {
+		h.printf("%s→%s %s", from.tag, to.tag, describe(m))
+	}
 	if h.capture != nil {
 		h.capture(from.tag+"→"+to.tag, m)
 	}
@@ -494,8 +519,15 @@ func (h *harness) allocate(d *datadriven.TestData) {
 		h.printf("%s: %s: not served (state %s)", hn.tag, client, hn.node.State())
 		return
 	}
-	var l *lease.Lease
-	if st := hn.node.AllocState(h.now, p); st != lease.StateNone {
+	// The client's own lease first, then a new one, as the handler does.
+	l := hn.db.FindClient(keyOf(client))
+	if l != nil {
+		if _, lp := hn.db.Get(l.IP); lp != p || !usable(h.now, hn.node, p, l, client) {
+			l = nil
+		}
+	}
+	if l != nil {
+	} else if st := hn.node.AllocState(h.now, p); st != lease.StateNone {
 		l = hn.db.Allocate(p, st, nil)
 	}
 	if l == nil {
@@ -769,6 +801,11 @@ func (h *harness) run(d *datadriven.TestData) string {
 		hn := h.node(d.CmdArgs[0].Key)
 		h.step(hn, Shutdown{})
 		h.settle()
+	case "crash":
+		hn := h.node(d.CmdArgs[0].Key)
+		hn.down = true
+		h.teardown(hn.tag + " crashed")
+		h.printf("%s: crashed", hn.tag)
 	case "restart":
 		hn := h.node(d.CmdArgs[0].Key)
 		empty := len(d.CmdArgs) > 1 && d.CmdArgs[1].Key == "empty"

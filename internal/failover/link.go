@@ -46,6 +46,9 @@ func (n *Node) linkLost(now int64, reason string) {
 	// doing it on every loss keeps the ack window from clogging).
 	n.rescind()
 	n.updDone = updateRequest{}
+	// Acks not sent are lost with the link; the partner sends those
+	// updates again.
+	n.toack, n.ackAt = n.toack[:0], 0
 	if n.shuttingDown {
 		n.finishShutdown(now)
 		return

@@ -98,6 +98,8 @@ type Node struct {
 	sent    map[uint32]sentState // per lease on acks: xid and state sent
 	updDone updateRequest        // an UPDREQ/UPDREQALL being answered
 	curUPD  wire.MessageType     // the update request we sent and await UPDDONE for
+	toack   []*wire.Message      // accepted updates whose BNDACK is held
+	ackAt   int64                // send the held BNDACKs (0: none)
 	// recent holds the leases the node changed in this and the previous
 	// Ready batch, as it left them, so that a caller reporting them back
 	// with LeaseChanged does not make the node echo them to the partner.
@@ -610,6 +612,9 @@ func (n *Node) tick(now int64) {
 		}
 	}
 	n.linkTimers(now)
+	if n.ackAt != 0 && now >= n.ackAt && n.link.established {
+		n.flushAcks(now)
+	}
 	if n.shutdownAt != 0 && now >= n.shutdownAt {
 		n.logf(slog.LevelWarn, "failover peer %s: partner did not confirm partner-down; stopping anyway", n.name)
 		n.finishShutdown(now)
@@ -659,6 +664,7 @@ func (n *Node) nextTimer() int64 {
 	at(n.balanceAt)
 	at(n.reclaimAt)
 	at(n.shutdownAt)
+	at(n.ackAt)
 	if n.link.up {
 		if !n.link.established {
 			at(n.link.upAt + LinkStartupTimeout)

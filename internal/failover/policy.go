@@ -147,7 +147,15 @@ func (n *Node) partnerPoolUsable(now int64, l *lease.Lease) bool {
 // §9.4.2). ISC uses STOS+MCLT alone (it overwrites tsfp on entering
 // partner-down, fw §12.3), which can be too early for a lease the partner
 // extended just before it fell silent.
+//
+// A lease the partner never heard leave our free pool (its rewind state is
+// our free state: we granted it out of contact) needs no wait beyond its
+// end (draft §5.2.2: "it need not wait … as long as it has never
+// communicated with the partner since the lease was given out").
 func (n *Node) reclaimTime(l *lease.Lease) int64 {
+	if l.Rewind == n.ownFree() {
+		return l.Ends
+	}
 	return max(max(n.stos, l.TSFP, l.TSTP)+int64(n.mclt), l.Ends)
 }
 
@@ -197,12 +205,14 @@ func (n *Node) Released(p *lease.Pool) lease.BindingState {
 // ExpiredState is the state an active lease of this relationship moves to
 // when it runs out, for lease.DB.Expire: EXPIRED, which waits for the
 // partner's ack (fw §7.1); or, out of contact, our own free state when the
-// partner never heard the lease was taken (ISC's rewind, mdb.c pool_timer).
+// partner never heard the lease was taken (ISC's rewind, mdb.c pool_timer,
+// which ISC applies in communications-interrupted; the same reasoning
+// holds in partner-down).
 func (n *Node) ExpiredState(l *lease.Lease) lease.BindingState {
 	if _, p := n.db.Get(l.IP); p == nil || p.FailoverPeer != n.name {
 		return lease.Free
 	}
-	if n.service() == notCooperating && l.Rewind == n.ownFree() {
+	if svc := n.service(); (svc == notCooperating || svc == servicePartnerDown) && l.Rewind == n.ownFree() {
 		return n.ownFree()
 	}
 	return lease.Expired

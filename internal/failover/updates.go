@@ -93,6 +93,9 @@ func (n *Node) sendUpdates(now int64) {
 	if !n.link.established {
 		return
 	}
+	// Acks first, so that our update for a lease the partner just sent
+	// follows our ack of it.
+	n.flushAcks(now)
 	for n.acks.Len() < n.window() {
 		ip, ok := n.updates.Front()
 		if !ok {
@@ -203,6 +206,32 @@ func (n *Node) sendBindAck(now int64, m *wire.Message, reject *wire.Reject) {
 		n.logf(slog.LevelError, "failover peer %s: refusing binding update for %s: %s", n.name, m.AssignedIP.Value, reject.Text)
 	}
 	n.send(now, ack)
+}
+
+// AckDelay is how long an accepted binding update may wait for its BNDACK:
+// ISC batches positive acks and sends them when half the partner's window
+// is pending, whenever it sends updates, or after 2 s (fw §4.2). Refusals
+// go at once.
+const AckDelay = 2
+
+// queueAck holds the BNDACK accepting m (ISC dhcp_failover_queue_ack).
+func (n *Node) queueAck(now int64, m *wire.Message) {
+	ack := &wire.Message{Type: wire.MsgBndAck, XID: m.XID, AssignedIP: m.AssignedIP}
+	n.toack = append(n.toack, ack)
+	if len(n.toack) >= max(1, n.window()/2) {
+		n.flushAcks(now)
+		return
+	}
+	n.ackAt = now + AckDelay
+}
+
+// flushAcks sends the held BNDACKs.
+func (n *Node) flushAcks(now int64) {
+	for _, ack := range n.toack {
+		n.send(now, ack)
+	}
+	n.toack = n.toack[:0]
+	n.ackAt = 0
 }
 
 // receiveBindUpdate is ISC's dhcp_failover_process_bind_update (fw §4.2).
@@ -321,7 +350,7 @@ func (n *Node) receiveBindUpdate(now int64, m *wire.Message) {
 	if l == nil {
 		return
 	}
-	n.sendBindAck(now, m, nil)
+	n.queueAck(now, m)
 	// MAC affinity: the primary hands a freed lease to the secondary when
 	// the secondary would serve its last client (fw §4.2, §9).
 	if transitional(status) && n.role == config.Primary && l.Flags&(lease.FlagReserved|lease.FlagBootp) == 0 &&
@@ -427,12 +456,15 @@ func (n *Node) receiveBindAck(now int64, m *wire.Message) {
 		if n.acks.Has(ip) {
 			n.unqueueAck(now, ip)
 		}
+		n.ackedLast(now, ip)
 		n.sendUpdates(now)
 		return
 	}
 	s, ok := n.sent[ip]
 	if !ok {
-		return // duplicate, or for an update since superseded
+		// A duplicate, or the ack of an update since superseded.
+		n.ackedLast(now, ip)
+		return
 	}
 	if s.xid != m.XID {
 		n.logf(slog.LevelInfo, "bind update on %s got ack from %s: xid mismatch.", a, n.name)
@@ -457,6 +489,7 @@ func (n *Node) receiveBindAck(now int64, m *wire.Message) {
 		n.update(ip, func(l *lease.Lease) { l.TSFP, l.ATSFP = pe, pe })
 	}
 	n.unqueueAck(now, ip)
+	n.ackedLast(now, ip)
 	if affinity && n.secondaryNotHoarding(p) {
 		n.giveAway(now, ip)
 	}
@@ -464,12 +497,17 @@ func (n *Node) receiveBindAck(now int64, m *wire.Message) {
 	n.sendUpdates(now)
 }
 
-// unqueueAck takes a lease off the ack queue; when it was the last lease
-// of an update request, UPDDONE goes out (fw §12.4).
+// unqueueAck takes a lease off the ack queue.
 func (n *Node) unqueueAck(now int64, ip uint32) {
 	n.acks.Remove(ip)
 	delete(n.sent, ip)
-	if n.updDone.active && n.updDone.last == ip {
+}
+
+// ackedLast sends UPDDONE when a BNDACK (accepting or refusing) answered
+// the last lease of an update request (ISC send_update_done, fw §12.4),
+// unless that lease waits to be sent again.
+func (n *Node) ackedLast(now int64, ip uint32) {
+	if n.updDone.active && n.updDone.last == ip && !n.updates.Has(ip) {
 		n.sendUpdateDone(now)
 	}
 }
@@ -504,7 +542,14 @@ func (n *Node) receiveUpdateRequest(now int64, m *wire.Message, all bool) {
 	}
 	n.queueUnacked(all)
 	n.updDone = updateRequest{xid: m.XID}
-	if last, ok := n.updates.Back(); ok {
+	// UPDDONE goes once every requested update has its BNDACK (draft
+	// §7.5): after the ack of the last lease queued, or, when everything
+	// is sent already (ISC then answers at once), of the last in flight.
+	last, ok := n.updates.Back()
+	if !ok {
+		last, ok = n.acks.Back()
+	}
+	if ok {
 		n.updDone.active, n.updDone.last = true, last
 		n.sendUpdates(now)
 		n.logf(slog.LevelInfo, "%s from %s: sending update", what, n.name)
