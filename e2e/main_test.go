@@ -26,7 +26,7 @@ func needsLab(t *testing.T, progs ...string) {
 	if os.Geteuid() != 0 {
 		t.Skip("skipping: network namespaces need root")
 	}
-	for _, p := range append([]string{"ip", "go"}, progs...) {
+	for _, p := range append([]string{"ip"}, progs...) {
 		if _, err := exec.LookPath(p); err != nil {
 			t.Skipf("skipping: %s not installed (scripts/setup.sh installs it)", p)
 		}
