@@ -9,12 +9,12 @@ package failover
 //
 //	start [mclt=60] [split=128] [pools=8,4] [auto-partner-down=N] [lbmax=3]
 //	      [max-unacked=10] [mrd=10] [bnd=full|brief] [logs=on|off] [contacts=off|on]
-//	link up | link down
+//	link up | link down | link raw <node>
 //	tick <duration>                  advance the clock, firing timers
 //	lease <node> <ip> active <client> [time=7200]   bind as the DHCP handler would
 //	lease <node> <ip> release
 //	allocate <node> <client> [time=7200] [pool=0]   DISCOVER+REQUEST on one server
-//	serve <client>...                load balancing decision of both servers
+//	serve <client>... [secs=N]       load balancing decision of both servers
 //	set-state <node> <state>
 //	shutdown <node>
 //	crash <node>                     the server process dies
@@ -424,10 +424,10 @@ func (h *harness) expire(hn *hnode) {
 
 // macOf gives each test client a stable hardware address.
 func macOf(client string) []byte {
-	f := fnv.New32a()
+	f := fnv.New64a()
 	f.Write([]byte(client))
-	v := f.Sum32()
-	return []byte{0x02, 0x00, byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}
+	v := f.Sum64()
+	return []byte{0x02, byte(v >> 32), byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}
 }
 
 func keyOf(client string) lease.ClientKey {
@@ -506,10 +506,35 @@ func (h *harness) leaseCmd(d *datadriven.TestData) {
 	h.settle()
 }
 
-// allocate is a DISCOVER answered and REQUESTed on one server.
+// clients expands "c1..c3" to c1, c2, c3.
+func clients(arg string) []string {
+	from, to, ok := strings.Cut(arg, "..")
+	if !ok {
+		return []string{arg}
+	}
+	prefix := strings.TrimRight(from, "0123456789")
+	a, err1 := strconv.Atoi(from[len(prefix):])
+	b, err2 := strconv.Atoi(strings.TrimPrefix(to, prefix))
+	if err1 != nil || err2 != nil || b < a {
+		panic("bad client range " + arg)
+	}
+	var out []string
+	for i := a; i <= b; i++ {
+		out = append(out, prefix+strconv.Itoa(i))
+	}
+	return out
+}
+
+// allocate is a DISCOVER answered and REQUESTed on one server, for each
+// client named (c1..c9 names a range).
 func (h *harness) allocate(d *datadriven.TestData) {
+	for _, c := range clients(d.CmdArgs[1].Key) {
+		h.allocateOne(d, c)
+	}
+}
+
+func (h *harness) allocateOne(d *datadriven.TestData, client string) {
 	hn := h.node(d.CmdArgs[0].Key)
-	client := d.CmdArgs[1].Key
 	p := hn.db.Pools[intArg(d, "pool", 0)]
 	if hn.down {
 		h.printf("%s is down", hn.tag)
@@ -544,12 +569,16 @@ func (h *harness) allocate(d *datadriven.TestData) {
 }
 
 func (h *harness) serve(d *datadriven.TestData) {
+	secs := uint16(intArg(d, "secs", 0))
 	for _, a := range d.CmdArgs {
 		client := a.Key
+		if a.Key == "secs" {
+			continue
+		}
 		var who []string
 		for _, hn := range h.nodes {
 			p := hn.db.Pools[0]
-			if hn.node.Serve(h.now, p, keyOf(client), dhcpv4.MessageTypeDiscover, 0) {
+			if hn.node.Serve(h.now, p, keyOf(client), dhcpv4.MessageTypeDiscover, secs) {
 				who = append(who, hn.tag)
 			}
 		}
@@ -775,6 +804,13 @@ func (h *harness) run(d *datadriven.TestData) string {
 			h.linkUp()
 		case "down":
 			h.teardown("link cut")
+		case "raw":
+			// A connection reaches one node only: what it gets is
+			// injected by hand, as from a stranger.
+			hn := h.node(d.CmdArgs[1].Key)
+			h.up = true
+			h.step(hn, LinkUp{})
+			h.settle()
 		}
 	case "tick":
 		dur, err := time.ParseDuration(d.CmdArgs[0].Key)

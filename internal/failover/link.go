@@ -39,6 +39,7 @@ func (n *Node) linkUp(now int64) {
 // linkLost handles the end of the link: ISC's "disconnect" transition
 // (fw §12.1).
 func (n *Node) linkLost(now int64, reason string) {
+	established := n.link.established
 	n.link = link{}
 	n.logf(slog.LevelInfo, "failover peer %s: disconnected (%s)", n.name, reason)
 	// Whatever was in flight went down with the connection: send it again
@@ -51,6 +52,12 @@ func (n *Node) linkLost(now int64, reason string) {
 	n.toack, n.ackAt = n.toack[:0], 0
 	if n.shuttingDown {
 		n.finishShutdown(now)
+		return
+	}
+	if !established {
+		// A connection that never finished the handshake was never the
+		// partner's: nothing changes (ISC ties a link to the
+		// relationship only once CONNECT or CONNECTACK is accepted).
 		return
 	}
 	if to, ok := disconnectTarget(n.me, n.saved); ok {
@@ -279,9 +286,12 @@ func (n *Node) receiveConnectAck(now int64, m *wire.Message) {
 		return
 	}
 	if r, ok := m.RejectReason.Get(); ok {
-		text := m.MessageText.Or(r.String())
-		n.logf(slog.LevelError, "Failover CONNECT to %s rejected: %s (%s)", n.name, r, text)
-		n.closeLink(now, fmt.Sprintf("CONNECT rejected: %s", text))
+		text := r.String()
+		if t, ok := m.MessageText.Get(); ok {
+			text += ": " + t
+		}
+		n.logf(slog.LevelError, "Failover CONNECT to %s rejected: %s", n.name, text)
+		n.closeLink(now, "CONNECT rejected: "+text)
 		return
 	}
 	if name != n.name {
@@ -322,7 +332,7 @@ func (n *Node) disconnect(now int64, r wire.RejectReason, text string) {
 
 func (n *Node) receiveDisconnect(now int64, m *wire.Message) {
 	r := m.RejectReason.Or(wire.RejectUnknown)
-	n.logf(slog.LevelError, "Failover DISCONNECT from %s: %s %s", n.name, r, m.MessageText.Value)
+	n.logf(slog.LevelError, "Failover DISCONNECT from %s: %s", n.name, m.MessageText.Or(r.String()))
 	n.closeLink(now, "partner sent DISCONNECT: "+r.String())
 }
 

@@ -198,6 +198,9 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	if n.mclt == 0 {
 		n.mclt = DefaultMCLT
 	}
+	// Whatever the partner may not have heard before we stopped goes
+	// again (ISC queues tstp > atsfp at startup, mdb.c expire_all_pools).
+	n.queueUnacked(false)
 	n.setState(now, stStartup)
 	return n, nil
 }

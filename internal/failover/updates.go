@@ -66,13 +66,16 @@ func (n *Node) queueUpdate(now int64, ip uint32) {
 
 // queueUnacked is ISC's dhcp_failover_generate_update_queue: queue every
 // lease the partner may not know (tstp > atsfp), every transitional lease,
-// or with all every lease of the relationship (fw §12.4).
+// or with all every lease of the relationship (fw §12.4). Tandem also
+// queues a lease whose binding state differs from the last one the partner
+// was told (its rewind state), which catches a decline or an operator's
+// change made just before a crash.
 func (n *Node) queueUnacked(all bool) {
 	n.db.Each(func(l *lease.Lease, p *lease.Pool) {
 		if p.FailoverPeer != n.name || n.updates.Has(l.IP) || n.acks.Has(l.IP) {
 			return
 		}
-		if all || l.TSTP > l.ATSFP || transitional(l.State) {
+		if all || l.TSTP > l.ATSFP || transitional(l.State) || l.Rewind != lease.StateNone && l.Rewind != l.State {
 			n.updates.PushBack(l.IP)
 		}
 	})
@@ -203,7 +206,11 @@ func (n *Node) sendBindAck(now int64, m *wire.Message, reject *wire.Reject) {
 	if reject != nil {
 		ack.RejectReason = wire.Some(reject.Reason)
 		ack.MessageText = wire.Some(reject.Text)
-		n.logf(slog.LevelError, "failover peer %s: refusing binding update for %s: %s", n.name, m.AssignedIP.Value, reject.Text)
+		what := "a binding update without an address"
+		if a, ok := m.AssignedIP.Get(); ok {
+			what = "the binding update for " + a.String()
+		}
+		n.logf(slog.LevelError, "failover peer %s: refusing %s: %s", n.name, what, reject.Text)
 	}
 	n.send(now, ack)
 }
