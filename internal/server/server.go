@@ -23,6 +23,7 @@ import (
 	"github.com/tandemdhcp/tandem/internal/control"
 	"github.com/tandemdhcp/tandem/internal/dhcp"
 	"github.com/tandemdhcp/tandem/internal/dhcpnet"
+	"github.com/tandemdhcp/tandem/internal/failover"
 	"github.com/tandemdhcp/tandem/internal/lease"
 	"github.com/tandemdhcp/tandem/internal/leasefile"
 )
@@ -68,6 +69,11 @@ type Server struct {
 	started          time.Time
 	// calls are control API requests, run by the loop.
 	calls chan func()
+
+	// Failover relationships, one per "failover peer" block.
+	rels       []*relationship
+	relByName  map[string]*relationship
+	peerEvents chan peerEvent
 	// appended counts bytes queued for the journal since the last
 	// snapshot; the loop owns it, so it needs no lock.
 	appended int64
@@ -78,6 +84,8 @@ type Server struct {
 type commitJob struct {
 	records  []byte
 	replies  []dhcpnet.Reply
+	sends    []peerSend // failover messages, after the records are durable
+	closes   []peerClose
 	snapshot []byte
 	done     chan struct{} // closed when the job is finished (tests, shutdown)
 }
@@ -113,7 +121,15 @@ func New(opts Options) (*Server, error) {
 	if err := s.loadLeases(); err != nil {
 		return nil, err
 	}
-	s.handler = dhcp.NewHandler(opts.Config, db, nil, s.stats)
+	if err := s.setupFailover(); err != nil {
+		s.journal.Close()
+		return nil, err
+	}
+	var policy dhcp.Policy
+	if len(s.rels) > 0 {
+		policy = policyRouter(s.relByName)
+	}
+	s.handler = dhcp.NewHandler(opts.Config, db, policy, s.stats)
 	if opts.Registerer != nil {
 		for _, c := range s.metrics.collectors() {
 			if err := opts.Registerer.Register(c); err != nil {
@@ -192,52 +208,74 @@ func (s *Server) snapshot() []byte {
 	return buf
 }
 
-// Run serves until ctx is done or the disk fails.
+// Run serves until ctx is done or the disk fails. With failover
+// relationships, a stop is graceful as in ISC dhcpd: each relationship
+// moves to shutdown and tells its partner, which can then take over at
+// once (partner-down), before the server exits.
 func (s *Server) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
+	// Links and readers outlive ctx during a graceful shutdown.
+	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	batches := make(chan []dhcpnet.Packet, 64)
 	readErr := make(chan error, 1)
-	go func() { readErr <- s.readLoop(ctx, batches) }()
+	go func() { readErr <- s.readLoop(runCtx, batches) }()
 	s.commitWG.Add(1)
 	go s.commitLoop()
+	var linksWG sync.WaitGroup
 	defer func() {
+		cancel()
+		linksWG.Wait()
 		close(s.commits)
 		s.commitWG.Wait()
 		s.conn.Close()
 		s.journal.Close()
 	}()
+	s.startLinks(runCtx, &linksWG)
 
 	if s.opts.ControlSocket != "" {
 		go func() {
-			if err := control.Serve(ctx, s.opts.ControlSocket, s, s.log); err != nil {
+			if err := control.Serve(runCtx, s.opts.ControlSocket, s, s.log); err != nil {
 				s.log.Error("control API stopped", "socket", s.opts.ControlSocket, "err", err)
 			}
 		}()
 	}
 	s.started = s.now()
-	s.log.Info("server started", "pools", len(s.db.Pools), "port", s.opts.Port)
+	s.log.Info("server started", "pools", len(s.db.Pools), "port", s.opts.Port,
+		"failover relationships", len(s.rels))
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	s.housekeeping()
+	stop := ctx.Done()
+	var stopDeadline time.Time
 	for {
 		select {
-		case <-ctx.Done():
-			s.log.Info("server stopping")
-			return nil
+		case <-stop:
+			if len(s.rels) == 0 {
+				s.log.Info("server stopping")
+				return nil
+			}
+			s.log.Info("server stopping: telling failover partners")
+			stop = nil
+			stopDeadline = s.now().Add(shutdownWait)
+			s.shutdownFailover()
 		case err := <-s.commitErr:
 			return fmt.Errorf("lease file: %w", err)
 		case err := <-readErr:
-			if ctx.Err() != nil {
-				return nil
-			}
 			return fmt.Errorf("receiving: %w", err)
 		case b := <-batches:
 			s.handleBatch(b)
+		case ev := <-s.peerEvents:
+			s.handlePeerEvent(ev)
 		case <-tick.C:
 			s.housekeeping()
 		case fn := <-s.calls:
 			fn()
+			s.flush(nil)
+		}
+		if !stopDeadline.IsZero() && (s.failoverStopped() || s.now().After(stopDeadline)) {
+			s.flushWait()
+			s.log.Info("server stopping")
+			return nil
 		}
 	}
 }
@@ -295,22 +333,58 @@ func (s *Server) handleBatch(pkts []dhcpnet.Packet) {
 		}
 	}
 	s.sendReplies(immediate)
-	s.commitChanges(durable)
+	s.flush(durable)
 }
 
-// commitChanges queues the dirty leases and the replies that wait for them.
-func (s *Server) commitChanges(replies []dhcpnet.Reply) {
-	if s.db.DirtyCount() == 0 {
-		s.sendReplies(replies)
+// flush makes everything decided so far durable and then tells it: the
+// dirty leases and failover state records go to the committer with the
+// DHCP replies and failover messages that wait for them.
+func (s *Server) flush(replies []dhcpnet.Reply) {
+	var job commitJob
+	job.replies = replies
+	now := s.now().Unix()
+	job.records = s.drainLeases(job.records, func(ip uint32, p *lease.Pool) {
+		if r := s.relByName[p.FailoverPeer]; r != nil {
+			s.step(r, now, failover.LeaseChanged{IP: ip})
+		}
+	})
+	for _, r := range s.rels {
+		job = s.collectReady(r, job)
+	}
+	// Leases the failover nodes changed while producing Ready.
+	job.records = s.drainLeases(job.records, nil)
+	if len(job.records) == 0 && len(job.sends) == 0 && len(job.closes) == 0 {
+		s.sendReplies(job.replies)
 		return
 	}
-	var rec []byte
+	s.appended += int64(len(job.records))
+	s.commits <- job
+}
+
+// drainLeases encodes the dirty leases, reporting each to fn.
+func (s *Server) drainLeases(rec []byte, fn func(ip uint32, p *lease.Pool)) []byte {
+	var ips []uint32
 	s.db.DrainDirty(func(l *lease.Lease) {
 		c := l.Snapshot()
 		rec = leasefile.AppendLease(rec, &c)
+		if fn != nil {
+			ips = append(ips, l.IP)
+		}
 	})
-	s.appended += int64(len(rec))
-	s.commits <- commitJob{records: rec, replies: replies}
+	for _, ip := range ips {
+		if _, p := s.db.Get(ip); p != nil && p.FailoverPeer != "" {
+			fn(ip, p)
+		}
+	}
+	return rec
+}
+
+// flushWait flushes and waits until the committer has finished.
+func (s *Server) flushWait() {
+	s.flush(nil)
+	done := make(chan struct{})
+	s.commits <- commitJob{done: done}
+	<-done
 }
 
 func (s *Server) sendReplies(rs []dhcpnet.Reply) {
@@ -355,6 +429,7 @@ func (s *Server) commitLoop() {
 		}
 		for _, j := range jobs {
 			s.sendReplies(j.replies)
+			s.sendPeers(j.sends, j.closes)
 			if j.done != nil {
 				close(j.done)
 			}
@@ -400,9 +475,10 @@ func (s *Server) commitBatch(jobs []commitJob) error {
 // it has grown well past its last snapshot.
 func (s *Server) housekeeping() {
 	now := s.now().Unix()
-	s.db.Expire(now, func(*lease.Lease) lease.BindingState { return lease.Free })
+	s.db.Expire(now, s.expiredState)
 	s.handler.ExpireOffers(now)
-	s.commitChanges(nil)
+	s.tickFailover(now)
+	s.flush(nil)
 	const minCompact = 4 << 20
 	if s.appended > minCompact && s.appended > 3*s.lastSnapshotSize {
 		snap := s.snapshot()
