@@ -309,6 +309,7 @@ func (s *Server) readLoop(ctx context.Context, out chan<- []dhcpnet.Packet) erro
 func (s *Server) handleBatch(pkts []dhcpnet.Packet) {
 	now := s.now().Unix()
 	var durable, immediate []dhcpnet.Reply
+	logRequests := s.log.Enabled(context.Background(), slog.LevelDebug)
 	for i := range pkts {
 		pkt := &pkts[i]
 		msg, err := dhcpv4.FromBytes(pkt.Data)
@@ -318,10 +319,14 @@ func (s *Server) handleBatch(pkts []dhcpnet.Packet) {
 			continue
 		}
 		var local []netip.Prefix
-		if ifi, ok := s.conn.Interface(pkt.IfIndex); ok {
+		ifi, ok := s.conn.Interface(pkt.IfIndex)
+		if ok {
 			local = ifi.Prefixes
 		}
 		res := s.handler.Handle(now, dhcp.Request{Packet: msg, LocalAddrs: local})
+		if logRequests {
+			s.logExchange(msg, res, ifi.Name)
+		}
 		if res.Reply == nil {
 			continue
 		}
