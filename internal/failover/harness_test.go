@@ -17,6 +17,7 @@ package failover
 //	serve <client>... [secs=N]       load balancing decision of both servers
 //	set-state <node> <state>
 //	shutdown <node>
+//	mute <node> | unmute <node>      lose (or stop losing) what node sends
 //	crash <node>                     the server process dies
 //	restart <node> [empty]           (crash and) start again (empty: no lease file)
 //	inject <node> key=value...       a crafted message from the partner
@@ -65,6 +66,7 @@ type harness struct {
 	// inflight[i] holds the encoded messages from node i to the other.
 	inflight [2][][]byte
 	closing  [2]bool
+	muted    [2]bool // messages from this node are lost
 	brief    bool
 	logs     bool
 	contacts bool
@@ -281,7 +283,7 @@ func (h *harness) collect(hn *hnode) {
 		if err != nil {
 			h.t.Fatalf("%s sent an unencodable %s: %v", hn.tag, m.Type, err)
 		}
-		if h.up && !h.closing[hn.idx] {
+		if h.up && !h.closing[hn.idx] && !h.muted[hn.idx] {
 			h.inflight[hn.idx] = append(h.inflight[hn.idx], b)
 		}
 	}
@@ -837,6 +839,8 @@ func (h *harness) run(d *datadriven.TestData) string {
 		hn := h.node(d.CmdArgs[0].Key)
 		h.step(hn, Shutdown{})
 		h.settle()
+	case "mute", "unmute":
+		h.muted[h.node(d.CmdArgs[0].Key).idx] = d.Cmd == "mute"
 	case "crash":
 		hn := h.node(d.CmdArgs[0].Key)
 		hn.down = true
