@@ -78,7 +78,7 @@ func (s *Server) setupFailover() error {
 			PeerAddr:         fp.PeerAddress,
 			PeerPort:         fp.PeerPort,
 			MaxResponseDelay: time.Duration(fp.MaxResponseDelay) * time.Second,
-			Logger:           s.log.With("failover peer", fp.Name),
+			Logger:           s.log, // the link adds failover_peer itself
 			Metrics:          pm,
 		})
 		r := &relationship{cfg: fp, node: node, link: link, metrics: failover.NewCollector()}
@@ -175,9 +175,8 @@ func (s *Server) handlePeerEvent(pe peerEvent) {
 func (s *Server) collectReady(r *relationship, job commitJob) commitJob {
 	rd := r.node.Ready()
 	r.nextTimer = rd.NextTimer
-	for _, c := range rd.StateChanges {
-		s.log.Info(c.String())
-	}
+	// rd.Log already holds ISC's line for every entry of rd.StateChanges,
+	// in place among the other lines; logging both doubled each of them.
 	for _, l := range rd.Log {
 		s.log.Log(context.Background(), l.Level, l.Msg)
 	}
