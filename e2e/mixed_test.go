@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -506,11 +507,14 @@ func (p *mixedPair) awaitLeaseAgreement(t *testing.T, cs []*mixedClient, timeout
 				case a.Hardware != c.Host.MAC.String():
 					problems = append(problems, fmt.Sprintf("%s: hardware %s, want %s", c.ev.IP, a.Hardware, c.Host.MAC))
 				default:
-					// The client counts its lease from when its hook ran,
-					// a moment after the server granted it.
-					if got, want := a.Ends, c.ev.At.Add(c.ev.LeaseTime).Unix(); got < want-5 || got > want+2 {
+					// Neither server may think the lease ends before the
+					// client does. The client counts from when its hook
+					// ran, a moment after the grant; it may have renewed
+					// since its first lease.
+					last := latestGrant(c)
+					if got, want := a.Ends, last.At.Add(last.LeaseTime).Unix(); got < want-5 {
 						problems = append(problems, fmt.Sprintf("%s ends %s on both servers, but the client was given %v at %s",
-							c.ev.IP, time.Unix(got, 0).UTC().Format(time.TimeOnly), c.ev.LeaseTime, c.ev.At.UTC().Format(time.TimeOnly)))
+							c.ev.IP, time.Unix(got, 0).UTC().Format(time.TimeOnly), last.LeaseTime, last.At.UTC().Format(time.TimeOnly)))
 					}
 				}
 			}
@@ -523,6 +527,25 @@ func (p *mixedPair) awaitLeaseAgreement(t *testing.T, cs []*mixedClient, timeout
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// latestGrant is the client's most recent lease event for its address:
+// dhclient keeps running after Acquire and renews at T1.
+func latestGrant(c *mixedClient) lab.ClientEvent {
+	last := c.ev
+	evs, err := c.Events()
+	if err != nil {
+		return last
+	}
+	for _, ev := range evs {
+		switch ev.Reason {
+		case "BOUND", "RENEW", "REBIND", "REBOOT":
+			if ev.IP == c.ev.IP && ev.At.After(last.At) {
+				last = ev
+			}
+		}
+	}
+	return last
 }
 
 // checkServedBySplit asserts each client got its lease from the server
@@ -634,4 +657,165 @@ func checkNoProtocolErrors(t *testing.T, ss ...*pairServer) {
 			}
 		}
 	}
+}
+
+// forcePartnerDown puts s into partner-down the way its operator would:
+// omshell against ISC's OMAPI failover-state object (local-state 4 in ISC
+// 4.4, dhcpd(8)), `tandem state set partner-down` against Tandem.
+func (s *pairServer) forcePartnerDown() {
+	s.t.Helper()
+	if s.isc != nil {
+		got, err := s.isc.SetFailoverState(lab.DefaultOMAPIPort, lab.LabOMAPIKey, mixedPeer, "partner-down")
+		if err != nil {
+			s.t.Fatalf("%s: %v", s, err)
+		}
+		if got != lab.ISCFailoverState["partner-down"] {
+			s.t.Fatalf("%s: omshell read back local-state %d after setting partner-down", s, got)
+		}
+		return
+	}
+	if out, err := s.tdm.Command("state", "set", "partner-down", "-s", s.tdm.ControlSocket); err != nil {
+		s.t.Fatalf("%s: tandem state set partner-down: %v: %s", s, err, out)
+	}
+}
+
+// awaitMoves waits until the process's log, from offset from, shows the
+// local moves into each of states in that order, and returns when it saw
+// the last one.
+func (s *pairServer) awaitMoves(from int64, timeout time.Duration, states ...string) {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for _, st := range states {
+		mv, err := s.proc().AwaitFailoverState(from, mixedPeer, st, time.Until(deadline))
+		if err != nil {
+			s.t.Fatalf("%s: after %v: %v", s, states, err)
+		}
+		from = mv.End
+	}
+}
+
+// testMixedPartnerDown: with the partner dead, the operator forces the
+// survivor into partner-down (each program its own way); the survivor
+// keeps serving, and the partner's return goes the way ISC's own pairs
+// go (failover-wire.md §12.2, §12.5): the returning server sees
+// partner-down, moves to recover and asks for everything (UPDREQALL),
+// waits in recover-wait until MCLT has passed since it entered recover,
+// then recover-done; the survivor then goes partner-down → normal.
+// emptyDisk makes the partner come back with no lease file, as a rebuilt
+// machine would.
+func testMixedPartnerDown(t *testing.T, iscSurvives, emptyDisk bool) {
+	needsLab(t, "dhcpd", "dhclient", "omshell")
+	tandemBinary(t)
+	const mclt = 15
+	c := pairConf{MCLT: mclt, LeaseTime: 600, LANSize: 64}
+	// The survivor is the primary: the usual case of a lost secondary.
+	p := startMixedPair(t, c, iscSurvives, 3)
+	survivor, victim := p.primary, p.secondary
+	p.awaitNormal(t, 60*time.Second)
+	p.awaitBalanced(t, 45*time.Second)
+	before := p.acquireAll(t, p.lab.Clients[:2], "pd-before")
+	p.awaitLeaseAgreement(t, before, 20*time.Second)
+
+	mark := survivor.proc().LogSize()
+	victim.kill9()
+	survivor.awaitState(mark, "communications-interrupted", 40*time.Second)
+	survivor.forcePartnerDown()
+	survivor.awaitState(mark, "partner-down", 10*time.Second)
+	if survivor.tdm != nil {
+		// Tandem's log says who asked.
+		if _, err := survivor.proc().AwaitLog(mark, `operator sets failover state.*partner-down`, time.Second); err != nil {
+			t.Error(err)
+		}
+	} else {
+		st, err := survivor.isc.FailoverState(lab.DefaultOMAPIPort, lab.LabOMAPIKey, mixedPeer)
+		if err != nil || st != lab.ISCFailoverState["partner-down"] {
+			t.Errorf("%s: OMAPI local-state %d (%v), want partner-down", survivor, st, err)
+		}
+	}
+
+	// Alone in partner-down, the survivor serves a newcomer whatever its
+	// hash bucket: this one belongs to the dead secondary's half.
+	ids := pickClientIDs("pd-during", 2)
+	during := &mixedClient{DHClient: lab.NewDHClient(p.lab.Clients[2], lab.DHClientOptions{ClientID: ids[1]}), id: ids[1]}
+	ev, err := during.Acquire(30 * time.Second)
+	if err != nil {
+		t.Fatalf("in partner-down: %v", err)
+	}
+	during.ev = ev
+	if ev.ServerID != survivor.host.IP {
+		t.Errorf("in partner-down the newcomer was served by %s, want %s", ev.ServerID, survivor.host.IP)
+	}
+
+	if emptyDisk {
+		if err := os.WriteFile(victim.leasePath(), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	survivorMark := survivor.proc().LogSize()
+	restarted := time.Now()
+	victim.start()
+	victim.awaitMoves(0, 30*time.Second, "recover")
+	victim.awaitMoves(0, time.Duration(mclt+30)*time.Second, "recover-wait", "recover-done", "normal")
+	recovered := time.Since(restarted)
+	survivor.awaitState(survivorMark, "normal", 30*time.Second)
+	// Safety, not speed: recover-done may not come before MCLT has passed
+	// since the start time of the recover state (failover-wire.md §12.3,
+	// §12.4). As in ISC, that STOS is the one the server had before its
+	// restart when it comes out of startup (§12.1: stos is not reset into
+	// or out of startup), so read both times from its lease file.
+	stos, done := recoverTimes(t, victim.leasePath())
+	if done.Before(stos.Add(mclt * time.Second)) {
+		t.Errorf("%s: recover at %s, recover-done at %s: sooner than MCLT (%ds)", victim,
+			stos.Format(time.TimeOnly), done.Format(time.TimeOnly), mclt)
+	}
+	t.Logf("%s back to normal %v after its restart (recover STOS %s, recover-done %s, MCLT %ds)", victim,
+		recovered.Round(time.Second), stos.Format(time.TimeOnly), done.Format(time.TimeOnly), mclt)
+
+	// The returning server learned every lease, the ones granted while it
+	// was away included.
+	p.awaitLeaseAgreement(t, append(before, during), 20*time.Second)
+	checkNoProtocolErrors(t, p.members()...)
+}
+
+// TestMixedPartnerDownISC: the Tandem secondary dies, the ISC primary is
+// forced into partner-down with omshell, Tandem comes back on its files.
+func TestMixedPartnerDownISC(t *testing.T) { testMixedPartnerDown(t, true, false) }
+
+// TestMixedPartnerDownTandem: the ISC secondary dies, the Tandem primary is
+// forced into partner-down with `tandem state set`, and ISC comes back with
+// an empty lease file.
+func TestMixedPartnerDownTandem(t *testing.T) { testMixedPartnerDown(t, false, true) }
+
+var (
+	recoverRecord     = regexp.MustCompile(`my state recover at \d+ (\d{4}/\d\d/\d\d \d\d:\d\d:\d\d);`)
+	recoverDoneRecord = regexp.MustCompile(`my state recover-done at \d+ (\d{4}/\d\d/\d\d \d\d:\d\d:\d\d);`)
+)
+
+// recoverTimes reads from a lease file (ISC's or Tandem's: the failover
+// state records are the same) the start time of the last recover state
+// and of the recover-done state after it.
+func recoverTimes(t *testing.T, path string) (stos, done time.Time) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	rs := recoverRecord.FindAllStringSubmatchIndex(text, -1)
+	if len(rs) == 0 {
+		t.Fatalf("%s has no \"my state recover\" record", path)
+	}
+	last := rs[len(rs)-1]
+	d := recoverDoneRecord.FindStringSubmatch(text[last[1]:])
+	if d == nil {
+		t.Fatalf("%s has no \"my state recover-done\" record after the last recover", path)
+	}
+	parse := func(s string) time.Time {
+		tm, err := time.Parse("2006/01/02 15:04:05", s)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		return tm
+	}
+	return parse(text[last[2]:last[3]]), parse(d[1])
 }
