@@ -50,6 +50,8 @@ type options struct {
 	skipAfter  int
 	leaseDir   string
 	repeat     int
+	perfRcvbuf int
+	keaSocket  string
 }
 
 const metricsAddr = "127.0.0.1:9967"
@@ -67,9 +69,11 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.poolSize, "pool", 65278, "addresses in the relayed pool 198.19.1.0 and up (at most 65278)")
 	fs.DurationVar(&o.leaseTime, "lease-time", 12*time.Hour, "lease time granted; long enough that nothing expires during the run")
 	fs.IntVar(&o.keaThreads, "kea-threads", runtime.NumCPU(), "kea-dhcp4 thread-pool-size (default: the number of cores); 0 runs Kea single-threaded")
-	fs.IntVar(&o.keaQueue, "kea-queue", 0, "kea-dhcp4 packet-queue-size; 0 means 7 per thread (ISC's advice for memfile)")
+	fs.StringVar(&o.keaSocket, "kea-socket", "udp", "kea-dhcp4 dhcp-socket-type: udp (enough for relayed traffic, what Kea advises for it) or raw")
+	fs.IntVar(&o.keaQueue, "kea-queue", 64, "kea-dhcp4 packet-queue-size (64 is Kea's default)")
 	fs.Float64Var(&o.maxDrop, "max-drop", 1, "drop percentage under which a step counts for a server's best rate")
 	fs.Float64Var(&o.skipDrop, "skip-drop", 10, "drop percentage above which a step counts as failed (also: under 80% of the target)")
+	fs.IntVar(&o.perfRcvbuf, "perfdhcp-rcvbuf", 8<<20, "receive buffer for perfdhcp's socket in bytes, set through a small LD_PRELOAD library built with cc; 0 keeps the kernel default")
 	fs.IntVar(&o.repeat, "repeat", 1, "run each step this many times (fresh server each time) and keep the best; helps on a busy machine")
 	fs.IntVar(&o.skipAfter, "skip-after", 2, "a server skips its higher fixed rates after this many failed steps in a row")
 	fs.StringVar(&o.leaseDir, "tandem-lease-dir", "", "put Tandem's lease files here instead of the run directory (an experiment: /dev/shm shows what fsync costs)")
@@ -137,8 +141,11 @@ func parseFlags(args []string) (options, error) {
 	if o.skipAfter < 1 {
 		return o, fmt.Errorf("-skip-after %d: want at least 1", o.skipAfter)
 	}
-	if o.keaQueue == 0 {
-		o.keaQueue = 7 * max(o.keaThreads, 1)
+	if o.keaSocket != "udp" && o.keaSocket != "raw" {
+		return o, fmt.Errorf("-kea-socket %q: want udp or raw", o.keaSocket)
+	}
+	if o.keaQueue < 1 {
+		return o, fmt.Errorf("-kea-queue %d: want at least 1", o.keaQueue)
 	}
 	return o, nil
 }
@@ -253,14 +260,23 @@ func run(o options, out io.Writer) error {
 			iscName = is.Name()
 			srvs = append(srvs, is)
 		case "kea":
-			ks := &keaServer{host: host, name: keaName(o.keaThreads), dhcp4: keaDhcp4(pools, o.keaThreads, o.keaQueue), keep: o.keep, prefix: prefix}
+			ks := &keaServer{host: host, name: keaName(o.keaThreads), dhcp4: keaDhcp4(pools, o.keaThreads, o.keaQueue, o.keaSocket, host.Iface), keep: o.keep, prefix: prefix}
 			keaN = ks.Name()
 			srvs = append(srvs, ks)
 		}
 	}
 
+	rcvbufNote := "kernel default (net.core.rmem_default)"
+	var perfEnv []string
+	if o.perfRcvbuf > 0 {
+		if perfEnv, err = buildRcvbufPreload(sess.Dir(), o.perfRcvbuf); err != nil {
+			progress("perfdhcp keeps the kernel's receive buffer: %v", err)
+		} else {
+			rcvbufNote = fmt.Sprintf("%d KiB (SO_RCVBUFFORCE through LD_PRELOAD)", o.perfRcvbuf>>10)
+		}
+	}
 	sc := stepConfig{lab: l, period: o.period, clients: o.clients, exitWait: o.exitWait,
-		metricsAddr: metricsAddr, profileDir: sess.Dir(), perfExtra: o.perfExtra, prefix: prefix}
+		metricsAddr: metricsAddr, profileDir: sess.Dir(), perfExtra: o.perfExtra, prefix: prefix, perfEnv: perfEnv}
 	var rows []*stepResult
 	skipped := map[string]int{} // server -> the rate at which it gave up
 	failedInRow := map[string]int{}
@@ -320,6 +336,7 @@ func run(o options, out io.Writer) error {
 		describeMachine(), o.clients, o.poolSize, first, last, o.leaseTime, o.period)
 	fmt.Fprintf(out, "versions: %s\n", versions(root))
 	fmt.Fprintf(out, "kea config: %s\n", describeKea(o))
+	fmt.Fprintf(out, "perfdhcp socket receive buffer: %s\n", rcvbufNote)
 	if o.nice != 0 || len(o.perfExtra) > 0 || o.leaseDir != "" || o.repeat > 1 {
 		fmt.Fprintf(out, "nice: %d, extra perfdhcp arguments: %q, Tandem's lease files in: %q, best of %d per step\n",
 			o.nice, o.perfExtra, o.leaseDir, o.repeat)
@@ -530,9 +547,9 @@ func versions(root string) string {
 }
 
 func describeKea(o options) string {
-	if o.keaThreads == 0 {
-		return "memfile (persist true, lfc off), single-threaded, per-lease INFO log off"
+	mt := "single-threaded"
+	if o.keaThreads > 0 {
+		mt = fmt.Sprintf("multi-threading on: thread-pool-size %d, packet-queue-size %d", o.keaThreads, o.keaQueue)
 	}
-	return fmt.Sprintf("memfile (persist true, lfc off), multi-threading on: thread-pool-size %d, packet-queue-size %d; per-lease INFO log off",
-		o.keaThreads, o.keaQueue)
+	return fmt.Sprintf("memfile (persist true, lfc off), %s, dhcp-socket-type %s, per-lease INFO log off", mt, o.keaSocket)
 }

@@ -141,8 +141,9 @@ type keaServer struct {
 // single-threaded). The per-lease INFO line (DHCP4_LEASE_ALLOC, logger
 // kea-dhcp4.leases) is turned down to WARN: Kea's own performance advice
 // is to log less, and neither Tandem nor the table needs it.
-func keaDhcp4(pools lab.Pools, threads, queue int) map[string]any {
+func keaDhcp4(pools lab.Pools, threads, queue int, socketType, iface string) map[string]any {
 	cfg := pools.KeaDhcp4()
+	cfg["interfaces-config"] = map[string]any{"interfaces": []any{iface}, "dhcp-socket-type": socketType}
 	mt := map[string]any{"enable-multi-threading": threads > 0}
 	if threads > 0 {
 		mt["thread-pool-size"] = threads

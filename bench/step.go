@@ -87,6 +87,7 @@ type stepConfig struct {
 	profileDir  string
 	perfExtra   []string // extra perfdhcp arguments
 	prefix      []string // wrapper for perfdhcp, e.g. nice -n -10
+	perfEnv     []string // perfdhcp's extra environment (the receive buffer preload)
 }
 
 // runStep starts a fresh instance of srv, drives it with perfdhcp from the
@@ -129,7 +130,7 @@ func runStep(c stepConfig, srv server, target int, profile bool) *stepResult {
 	relayLost0, errRelay := udpRcvbufErrors(c.lab.Relay)
 	srvLost0, errSrv := udpRcvbufErrors(proc.Host)
 	srvCPU0, _ := proc.CPUTime()
-	perf := c.lab.Relay.Start(fmt.Sprintf("perfdhcp-%s-%s", srv.Name(), rateLabel(target)), withPrefix(c.prefix, argv...)...)
+	perf := c.lab.Relay.StartEnv(fmt.Sprintf("perfdhcp-%s-%s", srv.Name(), rateLabel(target)), c.perfEnv, withPrefix(c.prefix, argv...)...)
 	t0 := time.Now()
 	perfCPU0, _ := perf.CPUTime()
 
