@@ -312,22 +312,25 @@ func parseLeaseFile(path string) (*leasefile.Contents, error) {
 
 // poolCounts counts free (primary's) and backup (secondary's) addresses
 // of the failover pools: Tandem's from its status, ISC's from its lease
-// file, which lists every address of its pools.
-func (s *pairServer) poolCounts() (free, backup int, err error) {
+// file. ISC leaves never-used free addresses out of the file it rewrites
+// at start, so its free count is the pools' size less every other record.
+func (s *pairServer) poolCounts(poolSize int) (free, backup int, err error) {
 	if s.isc != nil {
 		c, err := parseLeaseFile(s.isc.LeasePath)
 		if err != nil {
 			return 0, 0, err
 		}
+		other := 0
 		for i := range c.Leases {
 			switch c.Leases[i].State {
 			case lease.Free:
-				free++
 			case lease.Backup:
 				backup++
+			default:
+				other++
 			}
 		}
-		return free, backup, nil
+		return poolSize - backup - other, backup, nil
 	}
 	st, err := tandemStatus(s.tdm)
 	if err != nil {
@@ -345,6 +348,7 @@ func (s *pairServer) poolCounts() (free, backup int, err error) {
 // mixedPair is a running pair on srv1 (primary) and srv2 (secondary).
 type mixedPair struct {
 	lab                *lab.Lab
+	conf               pairConf
 	files              pairFiles
 	primary, secondary *pairServer
 }
@@ -354,7 +358,7 @@ type mixedPair struct {
 func startMixedPair(t *testing.T, c pairConf, iscPrimary bool, clients int) *mixedPair {
 	t.Helper()
 	l := lab.New(t, lab.Options{Servers: 2, Clients: clients})
-	p := &mixedPair{lab: l, files: writePairConf(l, c)}
+	p := &mixedPair{lab: l, conf: c, files: writePairConf(l, c)}
 	if iscPrimary {
 		p.primary = newISCMember(t, l.Servers[0], true, p.files.Primary)
 		p.secondary = newTandemMember(t, l.Servers[1], false, p.files.Secondary)
@@ -405,8 +409,9 @@ func (p *mixedPair) awaitBalanced(t *testing.T, timeout time.Duration) (free, ba
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		pf, pb, perr := p.primary.poolCounts()
-		sf, sb, serr := p.secondary.poolCounts()
+		size := p.conf.LANSize + p.conf.RelaySize
+		pf, pb, perr := p.primary.poolCounts(size)
+		sf, sb, serr := p.secondary.poolCounts(size)
 		if perr == nil && serr == nil && pf > 0 && pb > 0 && pf == sf && pb == sb {
 			return pf, pb
 		}
