@@ -1,0 +1,212 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/tandemdhcp/tandem/e2e/lab"
+	"github.com/tandemdhcp/tandem/internal/lease"
+)
+
+// TestPairPartitionHeals: the link between the servers is cut while both
+// keep running and clients keep asking: dhclients renewing leases they
+// had, new dhclients, and a relayed perfdhcp burst that both servers hear
+// (RelayFanOut). Each server declares the link dead after
+// max-response-delay, moves to communications-interrupted and, with
+// auto-partner-down set, to partner-down (fw §12.1); each serves from its
+// own free pool only, since the partition is shorter than the MCLT
+// (fw §11, invariant I4). When the link heals, both see a partner that
+// was partner-down too and go through potential-conflict; the primary
+// asks for the secondary's updates and moves to conflict-done, the
+// secondary asks back and goes normal, then the primary (fw §12.5).
+// No address is ever bound to two clients (I1), and the lease databases
+// converge (I5).
+func TestPairPartitionHeals(t *testing.T) {
+	needsLab(t, "dhclient", "perfdhcp", "nft")
+	tandemBinary(t)
+	const autoPartnerDown = 3 * time.Second
+	l := lab.New(t, lab.Options{Servers: 2, Clients: 6})
+	pair := startPair(t, l, classicConfs(t, autoPartnerDown))
+	prim, sec := pair.Primary, pair.Secondary
+	marks := [2]int64{prim.Proc().LogSize(), sec.Proc().LogSize()}
+
+	var captures [2]*replyCapture
+	for i, s := range pair.Servers() {
+		c, err := startReplyCapture(l.Relay, s.Host.IP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.close)
+		captures[i] = c
+	}
+	l.RelayFanOut(true)
+
+	// Clients bound before the cut renew every 3 s, and rebind after 6 s.
+	renewing := lab.DHClientOptions{RenewalTime: 3 * time.Second, RebindingTime: 6 * time.Second}
+	old := acquireAll(t, l.Clients[:3], renewing)
+	compareLeaseFiles(t, pair, 15*time.Second)
+
+	cut := time.Now()
+	l.Partition(prim.Host.IP, sec.Host.IP)
+	t.Logf("partitioned at %s", cut.Format("15:04:05.000"))
+	for i, s := range pair.Servers() {
+		m, err := s.Proc().AwaitLog(marks[i], lab.StateLinePattern(classicPeer, "normal", "communications-interrupted"), 3*testMaxResponseDelay)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, err = s.Proc().AwaitLog(m.End, lab.StateLinePattern(classicPeer, "communications-interrupted", "partner-down"), autoPartnerDown+5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		marks[i] = m.End
+	}
+	t.Logf("both partner-down %v after the cut", time.Since(cut).Round(time.Millisecond))
+
+	// Both sides serve: new dhclients, and perfdhcp relayed to both.
+	fresh := acquireAll(t, l.Clients[3:], lab.DHClientOptions{})
+	for _, pc := range fresh {
+		t.Logf("partitioned: %s got %s from %s for %v", pc.c.Host.Name, pc.ev.IP, pc.ev.ServerID, pc.ev.LeaseTime)
+	}
+	perf, err := lab.RunPerfdhcp(l.Relay, lab.PerfdhcpOptions{
+		Server: prim.Host.IP, Rate: 20, Clients: 100, Exchanges: 100, Seed: 3,
+		BaseMAC:  net.HardwareAddr{0x02, 0x74, 0x64, 0x40, 0, 0},
+		DropTime: 3 * time.Second, ExitWait: 3 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("partitioned: perfdhcp %d/%d offers, %d/%d acks, %d non-unique",
+		perf.DiscoverOffer.Received, perf.DiscoverOffer.Sent, perf.RequestAck.Received, perf.RequestAck.Sent, perf.RequestAck.NonUniqueAddresses)
+	if perf.RequestAck.Received == 0 {
+		t.Errorf("no relayed client got a lease during the partition:\n%s", perf.Output)
+	}
+	if n := perf.RequestAck.NonUniqueAddresses; n != 0 {
+		t.Errorf("perfdhcp saw %d addresses given to two of its clients", n)
+	}
+	partitioned := time.Since(cut)
+	if partitioned >= testMCLT {
+		t.Fatalf("the partition lasted %v, not less than the MCLT: the test assumes each server kept to its own pool", partitioned)
+	}
+
+	healed := time.Now()
+	l.Heal(prim.Host.IP, sec.Host.IP)
+	t.Logf("healed after %v", partitioned.Round(time.Millisecond))
+	want := [2][]string{
+		{"partner-down", "potential-conflict", "conflict-done", "normal"},
+		{"partner-down", "potential-conflict", "normal"},
+	}
+	for i, s := range pair.Servers() {
+		from := marks[i]
+		for j := 1; j < len(want[i]); j++ {
+			// The link comes back at the next redial, at most 30 s apart.
+			m, err := s.Proc().AwaitLog(from, lab.StateLinePattern(classicPeer, want[i][j-1], want[i][j]), 45*time.Second)
+			if err != nil {
+				t.Fatalf("%s after the heal: %v", s.Host.Name, err)
+			}
+			from = m.End
+		}
+	}
+	for _, s := range pair.Servers() {
+		if _, err := s.AwaitStates("normal", "normal", 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("both normal %v after the heal", time.Since(healed).Round(time.Millisecond))
+
+	// Every binding a client was given, as the clients saw it.
+	var bindings []binding
+	for _, pc := range append(old, fresh...) {
+		evs, err := pc.c.Events()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			switch ev.Reason {
+			case "BOUND", "RENEW", "REBIND", "REBOOT":
+				bindings = append(bindings, binding{ev.IP, pc.c.Host.MAC.String(), ev.At, ev.At.Add(ev.LeaseTime), "dhclient " + pc.c.Host.Name})
+			}
+		}
+	}
+	for i, c := range captures {
+		for _, a := range c.Replies(0, dhcpv4.MessageTypeAck) {
+			bindings = append(bindings, binding{a.YIAddr, a.CHAddr, a.At, a.At.Add(a.LeaseTime), "perfdhcp via " + pair.Servers()[i].Host.Name})
+		}
+	}
+	checkNoDoubleBinding(t, bindings)
+	for _, pc := range append(old, fresh...) {
+		pc.c.Stop()
+	}
+
+	// The databases converge, and each still hold every binding a client
+	// may still be using.
+	p, s := compareLeaseFiles(t, pair, 20*time.Second)
+	now := time.Now()
+	for _, b := range latestBindings(bindings) {
+		if b.until.Before(now.Add(2 * time.Second)) {
+			continue
+		}
+		for name, m := range map[string]map[netip.Addr]leaseView{"primary": p, "secondary": s} {
+			if v := m[b.addr]; v.State != lease.Active || v.HW != b.client {
+				t.Errorf("%s was given to %s (%s) until %s, but the %s's lease file has %s", b.addr, b.client, b.who,
+					b.until.Format(time.TimeOnly), name, v)
+			}
+		}
+	}
+}
+
+// binding is one lease a client was given: address, client, validity.
+type binding struct {
+	addr        netip.Addr
+	client      string
+	from, until time.Time
+	who         string
+}
+
+// checkNoDoubleBinding fails the test if an address was valid for two
+// different clients at the same instant (invariant I1).
+func checkNoDoubleBinding(t *testing.T, bs []binding) {
+	t.Helper()
+	byAddr := map[netip.Addr][]binding{}
+	for _, b := range bs {
+		byAddr[b.addr] = append(byAddr[b.addr], b)
+	}
+	var bad []string
+	for addr, list := range byAddr {
+		for i := range list {
+			for j := i + 1; j < len(list); j++ {
+				a, b := list[i], list[j]
+				if a.client != b.client && a.from.Before(b.until) && b.from.Before(a.until) {
+					bad = append(bad, fmt.Sprintf("%s: %s (%s, %s–%s) and %s (%s, %s–%s)", addr,
+						a.client, a.who, a.from.Format("15:04:05.000"), a.until.Format(time.TimeOnly),
+						b.client, b.who, b.from.Format("15:04:05.000"), b.until.Format(time.TimeOnly)))
+				}
+			}
+		}
+	}
+	sort.Strings(bad)
+	if len(bad) > 0 {
+		t.Errorf("%d addresses bound to two clients at once:\n%s", len(bad), strings.Join(bad[:min(len(bad), 20)], "\n"))
+	}
+	t.Logf("checked %d bindings of %d addresses: no address bound to two clients at once", len(bs), len(byAddr))
+}
+
+// latestBindings keeps each address's last binding.
+func latestBindings(bs []binding) []binding {
+	last := map[netip.Addr]binding{}
+	for _, b := range bs {
+		if cur, ok := last[b.addr]; !ok || b.from.After(cur.from) {
+			last[b.addr] = b
+		}
+	}
+	out := make([]binding, 0, len(last))
+	for _, b := range last {
+		out = append(out, b)
+	}
+	return out
+}
