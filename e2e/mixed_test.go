@@ -824,3 +824,183 @@ func recoverTimes(t *testing.T, path string) (stos, done time.Time) {
 	}
 	return parse(text[last[2]:last[3]]), parse(d[1])
 }
+
+// TestMixedPartitionHeal: the link between a Tandem primary and an ISC
+// secondary breaks while clients still reach both. Both serve on their
+// own in communications-interrupted; the operator forces the primary into
+// partner-down, as many do in a real outage without knowing the partner
+// still serves. The heal must go through potential-conflict (draft §9.8,
+// failover-wire.md §12.5): each side learns what the other granted, and
+// no address ends up with two clients. MCLT is longer than the partition,
+// so partner-down never lends the secondary's free addresses meanwhile.
+func TestMixedPartitionHeal(t *testing.T) {
+	needsLab(t, "dhcpd", "dhclient", "nft")
+	tandemBinary(t)
+	c := pairConf{MCLT: 120, LeaseTime: 600, LANSize: 64, MaxResponseDelay: 6}
+	p := startMixedPair(t, c, false, 4)
+	tdm, isc := p.primary, p.secondary
+	p.awaitNormal(t, 60*time.Second)
+	p.awaitBalanced(t, 45*time.Second)
+
+	tmark, imark := tdm.proc().LogSize(), isc.proc().LogSize()
+	p.lab.Partition(tdm.host.IP, isc.host.IP)
+	// Silence, not a reset: each side gives up after max-response-delay.
+	tdm.awaitState(tmark, "communications-interrupted", 30*time.Second)
+	isc.awaitState(imark, "communications-interrupted", 30*time.Second)
+	tdm.forcePartnerDown()
+	tdm.awaitState(tmark, "partner-down", 10*time.Second)
+
+	// Two clients for each server: dhclient's "reject" makes each take
+	// only its server's offers, so both really serve.
+	var cs []*mixedClient
+	for i, h := range p.lab.Clients {
+		want, other := tdm.host.IP, isc.host.IP
+		if i%2 == 1 {
+			want, other = other, want
+		}
+		id := fmt.Sprintf("partition-%d", i)
+		mc := &mixedClient{DHClient: lab.NewDHClient(h, lab.DHClientOptions{ClientID: id, ExtraConf: fmt.Sprintf("reject %s;\n", other)}),
+			id: id, expectedServer: want}
+		ev, err := mc.Acquire(30 * time.Second)
+		if err != nil {
+			t.Fatalf("during the partition: %v", err)
+		}
+		mc.ev = ev
+		if ev.ServerID != want {
+			t.Errorf("client %q was served by %s, want %s", id, ev.ServerID, want)
+		}
+		cs = append(cs, mc)
+	}
+	seen := map[netip.Addr]string{}
+	for _, mc := range cs {
+		if prev, ok := seen[mc.ev.IP]; ok {
+			t.Errorf("during the partition %s was given to %q and %q", mc.ev.IP, prev, mc.id)
+		}
+		seen[mc.ev.IP] = mc.id
+	}
+
+	tmark, imark = tdm.proc().LogSize(), isc.proc().LogSize()
+	p.lab.Heal(tdm.host.IP, isc.host.IP)
+	// The primary resolves first (UPDREQ, then conflict-done); the
+	// secondary asks in turn and goes to normal; then the primary.
+	tdm.awaitMoves(tmark, 90*time.Second, "potential-conflict", "conflict-done", "normal")
+	isc.awaitMoves(imark, 30*time.Second, "potential-conflict", "normal")
+	tdm.awaitState(tmark, "normal", 10*time.Second)
+
+	p.awaitLeaseAgreement(t, cs, 20*time.Second)
+	awaitActiveAgreement(t, p, 20*time.Second)
+	checkNoProtocolErrors(t, p.members()...)
+}
+
+// TestMixedPairSoak: an ISC primary and a Tandem secondary under a minute
+// of relayed perfdhcp load, every request seen by both (RelayFanOut). The
+// link must hold (no state change, no disconnect, nothing either side
+// calls a protocol error), no address may go to two clients, and
+// afterwards both databases must hold the same active leases.
+func TestMixedPairSoak(t *testing.T) {
+	needsLab(t, "dhcpd", "perfdhcp", "nft")
+	tandemBinary(t)
+	c := pairConf{MCLT: 60, LeaseTime: 600, LANSize: 16, RelaySize: 1024}
+	p := startMixedPair(t, c, true, 0)
+	p.awaitNormal(t, 60*time.Second)
+	p.awaitBalanced(t, 60*time.Second)
+	marks := map[*pairServer]int64{}
+	for _, s := range p.members() {
+		marks[s] = s.proc().LogSize()
+	}
+	p.lab.RelayFanOut(true)
+
+	const seconds = 60
+	res, err := lab.RunPerfdhcp(p.lab.Relay, lab.PerfdhcpOptions{
+		Server: lab.ServerIP(1), Local: lab.RelayIP, Rate: 50, Clients: 600,
+		Duration: seconds * time.Second, Seed: 11, DropTime: 2 * time.Second, ExitWait: 3 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cpu []string
+	for _, s := range p.members() {
+		d, err := s.proc().CPUTime()
+		if err == nil {
+			cpu = append(cpu, fmt.Sprintf("%s %.1fs", s, d.Seconds()))
+		}
+	}
+	t.Logf("perfdhcp %ds: %.1f exchanges/s, DISCOVER-OFFER %d/%d, REQUEST-ACK %d/%d, missing %d; CPU (whole run): %s",
+		seconds, res.Rate, res.DiscoverOffer.Received, res.DiscoverOffer.Sent, res.RequestAck.Received, res.RequestAck.Sent,
+		missing(res), strings.Join(cpu, ", "))
+	if res.RequestAck.Received == 0 {
+		t.Fatalf("no exchange completed:\n%s", res.Output)
+	}
+	if n := res.RequestAck.NonUniqueAddresses + res.DiscoverOffer.NonUniqueAddresses; n != 0 {
+		t.Errorf("perfdhcp saw %d addresses given to two clients", n)
+	}
+	for _, s := range p.members() {
+		log := s.proc().Log()[marks[s]:]
+		for _, mv := range lab.FailoverMoves(log, mixedPeer) {
+			t.Errorf("%s changed state under load: %+v", s, mv)
+		}
+		if strings.Contains(log, "disconnected") || strings.Contains(log, "timeout waiting for failover peer") {
+			t.Errorf("%s lost the failover link under load:\n%s", s, grepLines(log, "disconnected|timeout waiting"))
+		}
+	}
+	awaitActiveAgreement(t, p, 30*time.Second)
+	checkNoProtocolErrors(t, p.members()...)
+}
+
+// grepLines returns the lines of s that match pattern.
+func grepLines(s, pattern string) string {
+	re := regexp.MustCompile(pattern)
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if re.MatchString(line) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestMixedTandemGracefulShutdown: SIGTERM makes Tandem leave the way ISC
+// dhcpd's OMAPI shutdown does (failover-wire.md §12.1): it moves to
+// shutdown, the ISC partner answers by moving to partner-down on its own
+// (§12.5, "graceful peer shutdown"), and Tandem exits. Started again, it
+// comes back to normal with the partner.
+func TestMixedTandemGracefulShutdown(t *testing.T) {
+	needsLab(t, "dhcpd")
+	tandemBinary(t)
+	c := pairConf{MCLT: 15, LeaseTime: 600, LANSize: 32}
+	p := startMixedPair(t, c, true, 0)
+	isc, tdm := p.primary, p.secondary
+	p.awaitNormal(t, 60*time.Second)
+	p.awaitBalanced(t, 45*time.Second)
+
+	imark, tmark := isc.proc().LogSize(), tdm.proc().LogSize()
+	if err := tdm.tdm.Stop(20 * time.Second); err != nil {
+		t.Errorf("%s after SIGTERM: %v, want exit status 0", tdm, err)
+	}
+	if _, err := tdm.proc().AwaitFailoverState(tmark, mixedPeer, "shutdown", time.Second); err != nil {
+		t.Errorf("%s did not move to shutdown before exiting: %v", tdm, err)
+	}
+	if _, err := isc.proc().AwaitLog(imark, `peer moves from normal to shutdown`, 5*time.Second); err != nil {
+		t.Error(err)
+	}
+	isc.awaitState(imark, "partner-down", 10*time.Second)
+
+	imark = isc.proc().LogSize()
+	restarted := time.Now()
+	tdm.start()
+	tdm.awaitState(0, "normal", 60*time.Second)
+	isc.awaitState(imark, "normal", 30*time.Second)
+	t.Logf("%s back to normal %v after its restart; its moves: %v", tdm, time.Since(restarted).Round(time.Second),
+		movesTo(lab.FailoverMoves(tdm.proc().Log(), mixedPeer)))
+	checkNoProtocolErrors(t, p.members()...)
+}
+
+func movesTo(ms []lab.FailoverMove) []string {
+	var out []string
+	for _, m := range ms {
+		if m.Local {
+			out = append(out, m.To)
+		}
+	}
+	return out
+}
