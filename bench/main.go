@@ -373,7 +373,9 @@ func printFootnotes(w io.Writer, o options, rows []*stepResult, isc, kea string)
 	fmt.Fprintf(w, "  DISCOVER-OFFER / REQUEST-ACK. CPU%%: CPU time over the test period / its wall time; 100 = one core of %d.\n", runtime.NumCPU())
 	fmt.Fprintf(w, "  ratios: tandem's achieved rate / the other's at the same target; on the best rows, best / best (< %g%% drops).\n", o.maxDrop)
 	fmt.Fprintf(w, "  perfdhcp rcvbuf lost: replies the kernel discarded because perfdhcp's socket buffer was full (Udp RcvbufErrors\n")
-	fmt.Fprintf(w, "  in the relay namespace): drops the load generator caused, not the server.\n")
+	fmt.Fprintf(w, "  in the relay namespace): drops the load generator caused, not the server. srv rcvbuf lost: the same in the\n")
+	fmt.Fprintf(w, "  server's namespace, requests lost before the server read them (Tandem and Kea with udp sockets read there;\n")
+	fmt.Fprintf(w, "  ISC reads through a packet socket, so its figure counts only the UDP socket it opens beside it).\n")
 	fmt.Fprintf(w, "  skipped: after %d failed steps in a row (> %g%% drops or < 80%% of the target), higher fixed rates are not run.\n", o.skipAfter, o.skipDrop)
 	fmt.Fprintf(w, "  Every step starts the server afresh on an empty lease file (fresh lease file per step).\n")
 	if isc != "" {
@@ -444,6 +446,8 @@ func printMemory(w io.Writer, rows []*stepResult, pool int) {
 		best.Before.HeapInuse/(1<<20), best.After.HeapInuse/(1<<20), heap)
 	fmt.Fprintf(w, "  VmRSS:                              %.1f MiB -> %.1f MiB = %.0f bytes per lease (includes garbage not yet returned to the OS)\n",
 		best.Before.RSS/(1<<20), best.After.RSS/(1<<20), rss)
+	fmt.Fprintf(w, "  the empty pool itself (with the Go runtime, config and metrics): %.1f MiB heap = %.0f bytes per address\n",
+		best.Before.HeapInuse/(1<<20), best.Before.HeapInuse/float64(pool))
 }
 
 func printFsyncCheck(w io.Writer, fs []fsyncResult) {

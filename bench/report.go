@@ -78,7 +78,7 @@ type tableSpec struct {
 func printTable(w io.Writer, rows []*stepResult, spec tableSpec) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	header := []string{"server", "target/s", "achieved/s", "drops % D-O/R-A", "avg ms D-O/R-A", "max ms D-O/R-A",
-		"srv CPU%", "perfdhcp CPU%", "perfdhcp rcvbuf lost", "load1", "fsyncs (ACKs per fsync)", "tandem/isc", "tandem/kea"}
+		"srv CPU%", "srv rcvbuf lost", "perfdhcp CPU%", "perfdhcp rcvbuf lost", "load1", "fsyncs (ACKs per fsync)", "tandem/isc", "tandem/kea"}
 	// tabwriter aligns a column only over consecutive lines that have a
 	// cell in it, so every line gets all the cells.
 	row := func(cells ...string) {
@@ -109,14 +109,17 @@ func printTable(w io.Writer, rows []*stepResult, spec tableSpec) {
 		if r.Server == "tandem" {
 			ri, rk = ratio(r, vsISC), ratio(r, vsKea)
 		}
-		lost := "?"
-		if r.RcvbufLost >= 0 {
-			lost = fmt.Sprint(r.RcvbufLost)
+		count := func(n int64) string {
+			if n < 0 {
+				return "?"
+			}
+			return fmt.Sprint(n)
 		}
 		row(r.Server, target, fmt.Sprintf("%.0f", r.achieved()),
 			pct(do.DropsRatio)+" / "+pct(ra.DropsRatio),
 			ms(do.AvgDelay)+" / "+ms(ra.AvgDelay), ms(do.MaxDelay)+" / "+ms(ra.MaxDelay),
-			fmt.Sprintf("%.0f", r.ServerCPU), perf, lost, fmt.Sprintf("%.1f", r.Load1), fsyncCell(r, spec), ri, rk)
+			fmt.Sprintf("%.0f", r.ServerCPU), count(r.SrvRcvbufLost), perf, count(r.RcvbufLost),
+			fmt.Sprintf("%.1f", r.Load1), fsyncCell(r, spec), ri, rk)
 	}
 	for _, rate := range spec.rates {
 		for _, s := range spec.servers {
