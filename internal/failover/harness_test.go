@@ -72,11 +72,21 @@ type harness struct {
 	contacts bool
 	out      strings.Builder
 	lines    []string // output before brief collapsing
+	// acked is what each client believes: the address and end of the
+	// last DHCPACK it got (design.md I1 is about these).
+	acked map[string]clientLease
 	// capture, when set, sees every delivered message.
 	capture func(dir string, m *wire.Message)
 }
 
-func newHarness(t testing.TB) *harness { return &harness{t: t, now: harnessStart} }
+type clientLease struct {
+	ip   uint32
+	ends int64
+}
+
+func newHarness(t testing.TB) *harness {
+	return &harness{t: t, now: harnessStart, acked: make(map[string]clientLease)}
+}
 
 func (h *harness) printf(format string, args ...any) {
 	h.lines = append(h.lines, fmt.Sprintf(format, args...))
@@ -464,6 +474,7 @@ func (h *harness) bind(hn *hnode, ip uint32, client string, desired uint32) {
 		l.SetHardware(1, macOf(client))
 	})
 	l, _ := hn.db.Get(ip)
+	h.acked[client] = clientLease{ip: ip, ends: h.now + int64(granted)}
 	h.printf("%s: ack %s to %s for %ds (tstp %s tsfp %s)", hn.tag, addrOf(ip), client, granted, h.rel(l.TSTP), h.rel(l.TSFP))
 	h.step(hn, LeaseChanged{IP: ip})
 }
@@ -500,6 +511,11 @@ func (h *harness) leaseCmd(d *datadriven.TestData) {
 			l.State, l.Next = hn.node.Released(p), lease.StateNone
 			l.Ends, l.CLTT = h.now, h.now
 		})
+		for c, cl := range h.acked {
+			if cl.ip == ip && l.Owns(keyOf(c)) {
+				delete(h.acked, c)
+			}
+		}
 		h.printf("%s: release %s", hn.tag, addrOf(ip))
 		h.step(hn, LeaseChanged{IP: ip})
 	default:
@@ -797,6 +813,7 @@ func (h *harness) inject(d *datadriven.TestData) {
 }
 
 func (h *harness) run(d *datadriven.TestData) string {
+	defer h.checkDBs()
 	switch d.Cmd {
 	case "start":
 		h.start(d)
@@ -870,6 +887,17 @@ func (h *harness) run(d *datadriven.TestData) string {
 		h.t.Fatalf("unknown command %q", d.Cmd)
 	}
 	return h.flush()
+}
+
+// checkDBs verifies that the node left each lease database consistent.
+func (h *harness) checkDBs() {
+	for _, hn := range h.nodes {
+		if hn != nil && hn.db != nil {
+			if err := hn.db.Check(); err != nil {
+				h.t.Fatalf("%s: lease DB inconsistent: %v", hn.tag, err)
+			}
+		}
+	}
 }
 
 func TestScenarios(t *testing.T) {

@@ -361,8 +361,13 @@ func (n *Node) receiveState(now int64, m *wire.Message) {
 			// Connected, and the partner is where we last saw it:
 			// resume at once (ISC).
 			to := n.saved
-			if to == stResolutionInterrupted {
+			switch {
+			case to == stResolutionInterrupted:
 				to = stPotentialConflict
+			case next == stPartnerDown && (to == stRecoverWait || to == stRecoverDone):
+				// It may have granted leases while we were away:
+				// fetch them again (draft §9.3.2 step 5).
+				to = stRecover
 			}
 			n.setState(now, to)
 			return
@@ -390,6 +395,14 @@ func (n *Node) receiveState(now int64, m *wire.Message) {
 		me, inStartup = n.saved, true
 	}
 	r := reactToPeer(me, inStartup, prev, next, startupFlag)
+	if n.lostDB && me == stRecover && r.to == stPotentialConflict {
+		// A server that may have lost its database has nothing to
+		// resolve a conflict with: it stays in recover and asks for
+		// everything (its partner then recovers too, fw §12.2), so that
+		// recover-wait protects what it may have granted.
+		r = reaction{updReqAll: !inStartup, onlyIfUnasked: true,
+			info: fmt.Sprintf("partner is in %s, but this server may have lost its leases: recovering instead", next)}
+	}
 	if r.problem != "" {
 		n.logf(slog.LevelError, "failover peer %s: %s", n.name, r.problem)
 	}
@@ -402,7 +415,7 @@ func (n *Node) receiveState(now int64, m *wire.Message) {
 	if r.poolCheck {
 		n.poolCheckAll(now)
 	}
-	if r.updReqAll {
+	if r.updReqAll && !(r.onlyIfUnasked && n.link.requested) {
 		n.sendUpdateRequest(now, wire.MsgUpdReqAll)
 	}
 	if r.updReq {

@@ -104,6 +104,10 @@ type Node struct {
 	// Ready batch, as it left them, so that a caller reporting them back
 	// with LeaseChanged does not make the node echo them to the partner.
 	recent [2]map[uint32]lease.Lease
+	// lostDB: the server started without a lease file (or with no lease
+	// ever used), so it may have lost grants it made; recover waits
+	// longer (recoverWaitUntil). Cleared once recovery is done.
+	lostDB bool
 
 	rd      Ready
 	changed map[uint32]bool // leases already in rd.Leases
@@ -119,6 +123,7 @@ type link struct {
 	// communicating: the partner's STATE arrived ("communications OK").
 	communicating bool
 	xid           uint32 // next xid (ISC link->xid, fw §1)
+	requested     bool   // an UPDREQ or UPDREQALL was sent on this link
 	upAt          int64
 	lastSend      int64
 	lastRecv      int64
@@ -131,6 +136,7 @@ type link struct {
 type sentState struct {
 	xid   uint32
 	state lease.BindingState // ISC desired_binding_state
+	pe    int64              // the potential expiry sent
 }
 
 type updateRequest struct {
@@ -195,6 +201,13 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	if rec := cfg.State; rec != nil {
 		n.restore(rec)
 	}
+	// A server that may have lost grants waits longer in recover
+	// (recoverWaitUntil): no lease file, or an unused database, or a
+	// crash while such a recovery was still waiting. A recover saved by a
+	// graceful shutdown has its STOS back-dated by MCLT and does not
+	// count.
+	n.lostDB = cfg.State == nil || n.pristine() || n.me == stRecoverWait ||
+		n.me == stRecover && n.stos+int64(n.mclt) > cfg.Now
 	if n.mclt == 0 {
 		n.mclt = DefaultMCLT
 	}
@@ -203,6 +216,17 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	n.queueUnacked(false)
 	n.setState(now, stStartup)
 	return n, nil
+}
+
+// pristine reports whether no lease of the relationship was ever used.
+func (n *Node) pristine() bool {
+	used := false
+	n.db.Each(func(l *lease.Lease, p *lease.Pool) {
+		if !used && p.FailoverPeer == n.name && !l.Pristine() {
+			used = true
+		}
+	})
+	return !used
 }
 
 func orDefault(s, d string) string {
@@ -521,6 +545,9 @@ func (n *Node) setState(now int64, to wire.ServerState) {
 	if n.link.established {
 		n.sendState(now)
 	}
+	if to == stRecoverDone || to == stNormal {
+		n.lostDB = false // recovered
+	}
 
 	switch to {
 	case stCommInterrupted:
@@ -544,7 +571,7 @@ func (n *Node) setState(now int64, to wire.ServerState) {
 	case stStartup:
 		n.startupAt = now + StartupTimeout
 	case stRecoverWait:
-		if end := n.stos + int64(n.mclt); end > now {
+		if end := n.recoverWaitUntil(now); end > now {
 			n.recoverDoneAt = end
 		} else {
 			n.setState(now, stRecoverDone)
@@ -552,6 +579,15 @@ func (n *Node) setState(now int64, to wire.ServerState) {
 	case stRecover:
 		if n.link.established {
 			n.sendUpdateRequest(now, wire.MsgUpdReqAll)
+		}
+	case stRecoverDone:
+		// A partner that moved to conflict resolution while we waited
+		// sends no new STATE; join it now rather than wait for ever.
+		switch n.partner {
+		case stPotentialConflict, stResolutionInterrupted, stConflictDone:
+			if n.link.communicating {
+				n.setState(now, stPotentialConflict)
+			}
 		}
 	case stPartnerDown:
 		n.scheduleReclaim(now)

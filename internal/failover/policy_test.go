@@ -39,7 +39,12 @@ func testNode(t *testing.T, role config.Role, me, partner wire.ServerState) (*No
 		n.mclt = 600
 		n.hba, n.hasHBA = wire.HBAFromSplit(128), true
 	}
+	// Half of the pool is the secondary's, as after balancing.
+	for a := ip("198.18.0.14"); a <= ip("198.18.0.17"); a++ {
+		db.Update(a, func(l *lease.Lease) { l.State, l.Rewind = lease.Backup, lease.Backup })
+	}
 	n.me, n.partner, n.stos = me, partner, testNow-1000
+	n.startupAt = 0
 	n.Ready()
 	return n, db, db.Pools[0]
 }
@@ -184,7 +189,9 @@ func TestServe(t *testing.T) {
 		t.Errorf("the secondary must serve exactly the clear buckets")
 	}
 	// With no free lease on the partner's side, load balancing is off.
-	db.Update(ip("198.18.0.17"), func(l *lease.Lease) { l.State = lease.Free })
+	for a := ip("198.18.0.14"); a <= ip("198.18.0.17"); a++ {
+		db.Update(a, func(l *lease.Lease) { l.State = lease.Free })
+	}
 	if !n.Serve(testNow, p, theirs, discover, 0) {
 		t.Errorf("primary must answer when the secondary has no BACKUP lease")
 	}
@@ -252,4 +259,11 @@ func TestExpiredState(t *testing.T) {
 	if n.Released(db.Pools[0]) != lease.Released {
 		t.Errorf("released leases must wait for the partner")
 	}
+}
+
+func roleOf(primary bool) config.Role {
+	if primary {
+		return config.Primary
+	}
+	return config.Secondary
 }

@@ -111,6 +111,9 @@ type reaction struct {
 	updReq      bool             // send UPDREQ
 	poolCheck   bool             // re-evaluate pool balance
 	sendUpdates bool             // flush queued binding updates first
+	// onlyIfUnasked: send the update request only if none was sent on
+	// this link yet.
+	onlyIfUnasked bool
 	// problem is logged as an error: the partner did something the
 	// protocol does not allow, and Tandem chose a safe state instead of
 	// ISC's shutdown or exit.
@@ -161,6 +164,13 @@ func reactToPeer(me wire.ServerState, inStartup bool, prev, next wire.ServerStat
 			return reaction{to: stPotentialConflict}
 		case stPartnerDown, stCommInterrupted:
 			return reaction{updReqAll: !inStartup}
+		case stRecoverWait, stRecoverDone, stPaused:
+			// Not in ISC, which waits here for ever when both servers
+			// recover at once: a recovering server requests the
+			// partner's updates whatever its state, except those of
+			// conflict resolution (draft §9.5.2), unless it has asked
+			// on this link already.
+			return reaction{updReqAll: !inStartup, onlyIfUnasked: true}
 		case stShutDown:
 			return reaction{to: stPartnerDown}
 		}
@@ -237,6 +247,17 @@ func reactToPeer(me wire.ServerState, inStartup bool, prev, next wire.ServerStat
 		}
 	case stRecoverDone:
 		switch next {
+		case stPotentialConflict, stResolutionInterrupted, stConflictDone:
+			// Not in ISC, where both would wait for ever: the partner
+			// is resolving a conflict, so join it.
+			return reaction{to: stPotentialConflict}
+		case stPartnerDown:
+			if inStartup {
+				// Not in ISC: the partner went partner-down while we
+				// were away and may have granted leases we have not
+				// seen (draft §9.3.2 step 5): recover again.
+				return reaction{to: stRecover}
+			}
 		case stRecoverDone:
 			return reaction{to: stNormal, info: "Both servers have entered recover-done!"}
 		case stNormal:
@@ -244,9 +265,15 @@ func reactToPeer(me wire.ServerState, inStartup bool, prev, next wire.ServerStat
 		case stShutDown:
 			return reaction{to: stPartnerDown}
 		}
-	case stRecoverWait, stShutDown, stPaused:
-		// stRecover-wait just waits; shutdown and paused make no
-		// automatic transitions (ISC).
+	case stRecoverWait:
+		// Recover-wait just waits (ISC), except that a server coming
+		// back to it finds a partner that went partner-down meanwhile
+		// (draft §9.3.2 step 5, as for recover-done).
+		if inStartup && next == stPartnerDown {
+			return reaction{to: stRecover}
+		}
+	case stShutDown, stPaused:
+		// No automatic transitions (ISC).
 	}
 	return reaction{}
 }

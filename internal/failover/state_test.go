@@ -16,8 +16,8 @@ var peerColumns = []wire.ServerState{
 // TestReactToPeerTable checks every cell of the §12.2 table, transcribed
 // from failover-wire.md. A cell is "-" (stay), a state name (move there),
 // "updreqall" / "updreq" (send it, stay), "poolcheck", or "send+normal"
-// (flush updates, then normal). Cells marked "ISC:" are where ISC shuts
-// down or exits and Tandem picks the safe state that follows.
+// (flush updates, then normal). Cells marked "ISC:x" are where ISC does x
+// (shut down, exit, or wait for ever) and Tandem does what follows.
 func TestReactToPeerTable(t *testing.T) {
 	rows := []struct {
 		me    wire.ServerState
@@ -26,12 +26,12 @@ func TestReactToPeerTable(t *testing.T) {
 		{stNormal, []string{"poolcheck", "-", "potential-conflict", "ISC:shutdown potential-conflict", "ISC:shutdown potential-conflict", "ISC:shutdown potential-conflict", "partner-down", "-", "-", "partner-down", "communications-interrupted"}},
 		{stCommInterrupted, []string{"send+normal", "send+normal", "potential-conflict", "potential-conflict", "potential-conflict", "potential-conflict", "partner-down", "send+normal", "send+normal", "partner-down", "-"}},
 		{stPartnerDown, []string{"potential-conflict", "potential-conflict", "potential-conflict", "potential-conflict", "potential-conflict", "potential-conflict", "-", "-", "normal", "-", "-"}},
-		{stRecover, []string{"potential-conflict", "updreqall", "updreqall", "potential-conflict", "potential-conflict", "potential-conflict", "updreqall", "-", "-", "partner-down", "-"}},
+		{stRecover, []string{"potential-conflict", "updreqall", "updreqall", "potential-conflict", "potential-conflict", "potential-conflict", "updreqall", "ISC:- updreqall", "ISC:- updreqall", "partner-down", "ISC:- updreqall"}},
 		{stPotentialConflict, []string{"ISC:shutdown -", "-", "-", "-", "-", "updreq", "recover", "-", "-", "partner-down", "-"}},
 		{stConflictDone, []string{"normal", "ISC:fatal potential-conflict", "ISC:fatal potential-conflict", "-", "-", "ISC:fatal potential-conflict", "ISC:fatal partner-down", "ISC:fatal -", "ISC:fatal normal", "shutdown", "ISC:fatal -"}},
 		{stResolutionInterrupted, []string{"potential-conflict", "potential-conflict", "potential-conflict", "potential-conflict", "potential-conflict", "potential-conflict", "potential-conflict", "potential-conflict", "potential-conflict", "partner-down", "-"}},
 		{stRecoverWait, []string{"-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-"}},
-		{stRecoverDone, []string{"normal", "-", "-", "-", "-", "-", "-", "-", "normal", "partner-down", "-"}},
+		{stRecoverDone, []string{"normal", "-", "-", "ISC:- potential-conflict", "ISC:- potential-conflict", "ISC:- potential-conflict", "-", "-", "normal", "partner-down", "-"}},
 		{stShutDown, []string{"-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-"}},
 		{stPaused, []string{"-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-"}},
 	}
@@ -49,7 +49,7 @@ func TestReactToPeerTable(t *testing.T) {
 			if got != cell {
 				t.Errorf("me %s, partner → %s: got %q, want %q", row.me, peer, got, cell)
 			}
-			if iscFault && r.problem == "" {
+			if iscFault && r.problem == "" && !strings.HasPrefix(row.cells[i], "ISC:-") {
 				t.Errorf("me %s, partner → %s: where ISC fails, Tandem must log why it chose %s", row.me, peer, cell)
 			}
 		}
@@ -93,6 +93,13 @@ func TestReactToPeerSpecialCases(t *testing.T) {
 	// unexpected: no UPDREQ.
 	if r := reactToPeer(stPotentialConflict, false, stNormal, stConflictDone, false); r.updReq || r.problem == "" {
 		t.Errorf("potential-conflict, partner normal → conflict-done: %+v", r)
+	}
+	// Coming back to recover-wait or recover-done while the partner went
+	// partner-down: recover again (draft §9.3.2 step 5; ISC waits on).
+	for _, me := range []wire.ServerState{stRecoverWait, stRecoverDone} {
+		if r := reactToPeer(me, true, stNormal, stPartnerDown, false); r.to != stRecover {
+			t.Errorf("startup (%s), partner partner-down: %s, want recover", me, r.to)
+		}
 	}
 	// Both in recover-done: ISC logs it and moves on.
 	if r := reactToPeer(stRecoverDone, false, stRecover, stRecoverDone, false); r.info != "Both servers have entered recover-done!" {

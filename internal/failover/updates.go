@@ -13,6 +13,10 @@ import (
 // and the potential expiry of an infinite grant (includes/dhcpd.h).
 const maxTime = 0x7fffffff
 
+// recovering reports whether a server in state s is rebuilding its
+// database from its partner (and may have lost grants it made).
+func recovering(s wire.ServerState) bool { return s == stRecover || s == stRecoverWait }
+
 // transitional reports whether s waits for the partner's ack before the
 // address is free again (fw §7.1).
 func transitional(s lease.BindingState) bool {
@@ -129,13 +133,21 @@ func (n *Node) sendBindUpdate(now int64, ip uint32) {
 	m := bindUpdate(l)
 	m.XID = xid
 	n.acks.PushBack(ip)
-	n.sent[ip] = sentState{xid: xid, state: l.State}
+	n.sent[ip] = sentState{xid: xid, state: l.State, pe: potentialExpiry(l)}
 	n.send(now, m)
 }
 
+// potentialExpiry is the potential-expiration-time sent for a lease: our
+// tstp, or what the partner holds as acknowledged or sent to us (tsfp) if
+// that is later. ISC sends tstp alone; the later value keeps a partner
+// that lost its lease file aware that its own lost grants may run until
+// then plus MCLT (draft §7.1.5 lists the times a server must wait on; see
+// recoverWaitUntil).
+func potentialExpiry(l *lease.Lease) int64 { return max(l.TSTP, l.TSFP) }
+
 // bindUpdate builds a BNDUPD with ISC's options (fw §4.1): the lease's
 // state as binding-status, its start time in STOS (ISC's quirk, fw §14
-// item 8), tstp as potential-expiration-time.
+// item 8), and the potential expiry.
 func bindUpdate(l *lease.Lease) *wire.Message {
 	m := &wire.Message{
 		Type:          wire.MsgBndUpd,
@@ -149,7 +161,7 @@ func bindUpdate(l *lease.Lease) *wire.Message {
 		m.CHAddr = wire.Some(append([]byte{l.HType}, l.HAddr[:l.HLen]...))
 	}
 	m.LeaseExpiry = wire.Some(endsWire(l.Ends))
-	m.PotentialExpiry = wire.Some(endsWire(l.TSTP))
+	m.PotentialExpiry = wire.Some(endsWire(potentialExpiry(l)))
 	m.STOS = wire.Some(wireTime(l.Starts))
 	if l.CLTT != 0 {
 		m.CLTT = wire.Some(wireTime(l.CLTT))
@@ -285,6 +297,30 @@ func (n *Node) receiveBindUpdate(now int64, m *wire.Message) {
 		return
 	}
 	pe := int64(m.PotentialExpiry.Value)
+	inCLTT := int64(m.CLTT.Value)
+	sameClient := status == lease.Active && l.State == lease.Active && sameClientAs(l, m)
+	if l.State == lease.Active && l.Ends > now && status == lease.Active && !sameClient && l.CLTT != 0 &&
+		(inCLTT < l.CLTT || inCLTT == l.CLTT && n.role == config.Primary) {
+		// Another client's binding, older than the one we hold (or as
+		// old, and we are the primary, ISC's tie-break): ours stands,
+		// and the partner gets it.
+		n.sendBindAck(now, m, &wire.Reject{Reason: wire.RejectOutdatedBindInfo,
+			Text: fmt.Sprintf("%s: outdated: we hold a more recent binding", a)})
+		n.queueUpdate(now, ip)
+		return
+	}
+	if l.State == lease.Active && l.Ends > now && status != lease.Active && status != lease.Expired &&
+		l.CLTT != 0 && inCLTT <= l.CLTT {
+		// Our client's binding is as recent as the partner's news or
+		// more (a renewal here crossed a release there): freeing it
+		// would take the address from a client that holds it. ISC
+		// compares transaction times only for updates in flight on both
+		// sides; Tandem keeps the binding and sends it to the partner.
+		n.sendBindAck(now, m, &wire.Reject{Reason: wire.RejectOutdatedBindInfo,
+			Text: fmt.Sprintf("%s: outdated: our binding is as recent", a)})
+		n.queueUpdate(now, ip)
+		return
+	}
 	var ok bool
 	if n.me == stNormal {
 		ok = normalTransitionOK(l, n.role, status, pe, now)
@@ -294,12 +330,18 @@ func (n *Node) receiveBindUpdate(now int64, m *wire.Message) {
 	if !ok {
 		n.sendBindAck(now, m, &wire.Reject{Reason: wire.RejectFatalConflict,
 			Text: fmt.Sprintf("%s: invalid state transition: %s to %s", a, l.State, status)})
+		// The partner's view of the lease is wrong; ISC leaves it so
+		// (a refused update is not sent again). Tandem sends its own,
+		// which the partner can accept, so that the two converge.
+		n.queueUpdate(now, ip)
 		return
 	}
 	stored := status
-	if transitional(status) {
-		// The partner already freed it on its side once we ack: it is
-		// FREE here now (fw §4.2).
+	if transitional(status) && !recovering(n.me) && !recovering(n.partner) {
+		// The partner frees it on its side once we ack: it is FREE here
+		// now (fw §4.2). While either side recovers, an ack is no
+		// agreement (receiveBindAck): the lease stays transitional on
+		// both until the recovery is over.
 		stored = lease.Free
 	}
 	l = n.update(ip, func(l *lease.Lease) {
@@ -328,7 +370,12 @@ func (n *Node) receiveBindUpdate(now int64, m *wire.Message) {
 			l.Starts = int64(v)
 		}
 		if v, ok := m.LeaseExpiry.Get(); ok {
-			l.Ends = endsFromWire(v)
+			if e := endsFromWire(v); !sameClient || e > l.Ends {
+				// The same client's lease only grows: it holds the
+				// later of the two grants (draft §7.1.5 on
+				// lease-expiration-time; ISC takes the partner's).
+				l.Ends = e
+			}
 		}
 		if m.PotentialExpiry.Present {
 			l.TSFP, l.ATSFP = pe, pe
@@ -336,7 +383,7 @@ func (n *Node) receiveBindUpdate(now int64, m *wire.Message) {
 		// ISC ignores the CLTT of a BNDUPD except to settle dueling
 		// updates; keeping it makes the next duel fair and the lease
 		// file truthful.
-		if v, ok := m.CLTT.Get(); ok {
+		if v, ok := m.CLTT.Get(); ok && (!sameClient || int64(v) > l.CLTT) {
 			l.CLTT = int64(v)
 		}
 		l.Flags &^= lease.FlagReserved | lease.FlagBootp
@@ -359,8 +406,10 @@ func (n *Node) receiveBindUpdate(now int64, m *wire.Message) {
 	}
 	n.queueAck(now, m)
 	// MAC affinity: the primary hands a freed lease to the secondary when
-	// the secondary would serve its last client (fw §4.2, §9).
-	if transitional(status) && n.role == config.Primary && l.Flags&(lease.FlagReserved|lease.FlagBootp) == 0 &&
+	// the secondary would serve its last client (fw §4.2, §9). Only in
+	// normal, as balancing: ISC also does it while recovering, when what
+	// it holds as free may still be in use by a grant it lost.
+	if n.me == stNormal && transitional(status) && n.role == config.Primary && l.Flags&(lease.FlagReserved|lease.FlagBootp) == 0 &&
 		n.peerWantsLease(l) && n.secondaryNotHoarding(p) {
 		n.giveAway(now, ip)
 		n.sendUpdates(now)
@@ -369,6 +418,18 @@ func (n *Node) receiveBindUpdate(now int64, m *wire.Message) {
 		n.noteReclaim(l)
 	}
 	n.starvationCheck(now, p)
+}
+
+// sameClientAs reports whether the BNDUPD m names the client lease l
+// records (by client identifier when either has one, else hardware
+// address).
+func sameClientAs(l *lease.Lease, m *wire.Message) bool {
+	id, hasID := m.ClientID.Get()
+	if l.ClientID != "" || hasID {
+		return hasID && string(id) == l.ClientID
+	}
+	c, ok := m.CHAddr.Get()
+	return ok && len(c) > 1 && l.HLen > 0 && c[0] == l.HType && string(c[1:]) == string(l.HAddr[:l.HLen])
 }
 
 // localIsBetter is ISC's failover_lease_is_better: true when our update in
@@ -413,7 +474,11 @@ func normalTransitionOK(l *lease.Lease, role config.Role, in lease.BindingState,
 		}
 		switch in {
 		case lease.Free, lease.Backup:
-			return pe <= now // not before the partner agrees it expired
+			// Not before the partner agrees it expired (ISC), nor while
+			// our client's lease runs: a primary whose database is
+			// behind ours must not free a live binding (Tandem's
+			// stricter rule; ISC checks the potential expiry only).
+			return pe <= now && l.Ends <= now
 		case lease.Expired:
 			// 65 s: the clock skew CONNECT allows, plus a margin.
 			return l.Ends-65 <= now
@@ -477,12 +542,19 @@ func (n *Node) receiveBindAck(now int64, m *wire.Message) {
 		n.logf(slog.LevelInfo, "bind update on %s got ack from %s: xid mismatch.", a, n.name)
 		return
 	}
-	// The partner now holds tstp as this lease's potential expiry. A
-	// BNDACK's own potential-expiration-time is ignored: ISC sends bare
-	// acks, and its test for the option is broken (fw §4.4).
-	pe := l.TSTP
+	// The partner now holds what we sent as this lease's potential
+	// expiry. A BNDACK's own potential-expiration-time is ignored: ISC
+	// sends bare acks, and its test for the option is broken (fw §4.4).
+	pe := s.pe
 	affinity := false
-	if transitional(s.state) && l.State == s.state {
+	// A partner still recovering its database acks without knowing what
+	// it granted before it may have lost it, so its ack frees nothing: the
+	// lease stays transitional (as the partner stores it, see
+	// receiveBindUpdate) and goes again, to be freed by the ack, once the
+	// partner has recovered; or partner-down's reclaim frees it. ISC frees
+	// it at once.
+	unsafeAck := recovering(n.partner)
+	if transitional(s.state) && l.State == s.state && !unsafeAck {
 		to := lease.Free
 		if n.role == config.Secondary && l.Flags&lease.FlagReserved != 0 {
 			to = lease.Backup
@@ -491,7 +563,7 @@ func (n *Node) receiveBindAck(now int64, m *wire.Message) {
 			l.TSFP, l.ATSFP = pe, pe
 			l.State, l.Rewind, l.Next = to, to, lease.StateNone
 		})
-		affinity = n.role == config.Primary && l.Flags&(lease.FlagReserved|lease.FlagBootp) == 0 && n.peerWantsLease(l)
+		affinity = n.me == stNormal && n.role == config.Primary && l.Flags&(lease.FlagReserved|lease.FlagBootp) == 0 && n.peerWantsLease(l)
 	} else {
 		n.update(ip, func(l *lease.Lease) { l.TSFP, l.ATSFP = pe, pe })
 	}
@@ -525,10 +597,13 @@ func (n *Node) sendUpdateRequest(now int64, t wire.MessageType) {
 	if !n.link.established {
 		return
 	}
-	if t == wire.MsgUpdReq && n.curUPD == wire.MsgUpdReqAll {
+	if t == wire.MsgUpdReq && (n.curUPD == wire.MsgUpdReqAll || n.lostDB) {
+		// Still waiting for everything, or nothing of our own to
+		// compare with: ask for everything.
 		t = wire.MsgUpdReqAll
 	}
 	n.curUPD = t
+	n.link.requested = true
 	n.send(now, &wire.Message{Type: t, XID: n.nextXID()})
 	if t == wire.MsgUpdReqAll {
 		n.logf(slog.LevelInfo, "Sent update request all message to %s", n.name)
@@ -595,15 +670,40 @@ func (n *Node) receiveUpdateDone(now int64) {
 	case stConflictDone:
 		n.logf(slog.LevelError, "Spurious update-done message.")
 	case stRecover:
-		// Wait out MCLT from entering recover: the partner may have
-		// granted leases we never heard of. If both came up in recover
-		// (a new pair) there is nothing to wait for.
-		if n.stos+int64(n.mclt) > now && n.partner != stRecover && n.partner != stRecoverDone {
+		if n.recoverWaitUntil(now) > now {
 			n.setState(now, stRecoverWait)
 		} else {
 			n.setState(now, stRecoverDone)
 		}
 	}
+}
+
+// recoverWaitUntil is when recover-wait may end (draft §9.6, fw §12.4):
+// MCLT after entering recover, so that leases this server granted before
+// it lost its state can time out or reach the partner; nothing to wait
+// for if both came up in recover (a new pair).
+//
+// A server that started without a lease file (lostDB) may have granted,
+// before it lost it, leases running to MCLT beyond a potential expiry the
+// partner acknowledged, which can be much later than STOS+MCLT. The
+// partner's updates carry those potential expiries (a Tandem partner
+// sends the later of tstp and tsfp; ISC sends tstp), so such a server
+// waits until MCLT past the latest of them as well. This is longer than
+// ISC's wait, and only happens after an empty lease file; the partner
+// serves meanwhile (it is in partner-down or communications-interrupted).
+func (n *Node) recoverWaitUntil(now int64) int64 {
+	var until int64
+	if n.partner != stRecover && n.partner != stRecoverDone {
+		until = n.stos + int64(n.mclt)
+	}
+	if n.lostDB {
+		n.db.Each(func(l *lease.Lease, p *lease.Pool) {
+			if p.FailoverPeer == n.name && l.TSFP > 0 {
+				until = max(until, l.TSFP+int64(n.mclt))
+			}
+		})
+	}
+	return until
 }
 
 // peerWantsLease is ISC's peer_wants_lease: would the partner serve the
