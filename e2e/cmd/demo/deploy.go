@@ -9,6 +9,8 @@ import (
 	"regexp"
 
 	"github.com/tandemdhcp/tandem/e2e/lab"
+	"github.com/tandemdhcp/tandem/internal/config"
+	"github.com/tandemdhcp/tandem/internal/failover/wire"
 	"github.com/tandemdhcp/tandem/internal/lease"
 )
 
@@ -30,6 +32,12 @@ type deployment struct {
 	// RelayFanOut makes the relay agent send every request to all servers,
 	// as a failover pair needs (lab.RelayFanOut).
 	RelayFanOut bool
+	// FailoverPeer names the relationship when the servers are a failover
+	// pair (primary first); "" for a lone server.
+	FailoverPeer string
+	// HBA is the primary's hash bucket assignment: which server a client
+	// goes to in normal state (fw §8).
+	HBA [wire.HBALen]byte
 }
 
 type reservation struct {
@@ -61,7 +69,7 @@ var relayPools = lab.Pools{RelaySize: 4096}
 // the lab: its host reservation is moved to reservedMAC (a demo client's
 // MAC) and the subnet behind the relay agent is added.
 func single(l *lab.Lab, reservedMAC net.HardwareAddr) (*deployment, error) {
-	conf, notes, res, err := exampleConf(reservedMAC)
+	conf, notes, res, err := singleConf(reservedMAC)
 	if err != nil {
 		return nil, err
 	}
@@ -83,8 +91,8 @@ var (
 	lanRange = regexp.MustCompile(`range 198\.18\.0\.100 198\.18\.0\.199;`)
 )
 
-// exampleConf reads examples/single.conf and adapts it to the lab.
-func exampleConf(reservedMAC net.HardwareAddr) (string, []string, map[string]reservation, error) {
+// singleConf reads examples/single.conf and adapts it to the lab.
+func singleConf(reservedMAC net.HardwareAddr) (string, []string, map[string]reservation, error) {
 	root, err := lab.ModuleRoot()
 	if err != nil {
 		return "", nil, nil, err
@@ -101,23 +109,111 @@ func exampleConf(reservedMAC net.HardwareAddr) (string, []string, map[string]res
 		return "", nil, nil, fmt.Errorf("%s: no longer has range 198.18.0.100 198.18.0.199; update the demo", path)
 	}
 	notes := []string{fmt.Sprintf("config: %s", relPath(root, path))}
-	res := map[string]reservation{}
-	if m := hostHW.FindStringSubmatchIndex(conf); m != nil && reservedMAC != nil {
-		name := conf[m[2]:m[3]]
-		old := conf[m[4]:m[5]]
-		addr, err := netip.ParseAddr(conf[m[6]:m[7]])
-		if err != nil {
-			return "", nil, nil, fmt.Errorf("%s: host %s: %v", path, name, err)
-		}
-		conf = conf[:m[4]] + reservedMAC.String() + conf[m[5]:]
-		res[reservedMAC.String()] = reservation{Name: name, Addr: addr}
-		notes = append(notes, fmt.Sprintf("        host %s: hardware ethernet %s → %s (a demo client), fixed-address %s", name, old, reservedMAC, addr))
+	conf, resNotes, res, err := moveReservation(conf, path, reservedMAC)
+	if err != nil {
+		return "", nil, nil, err
 	}
+	notes = append(notes, resNotes...)
 	first, last := relayPools.RelayRange()
 	conf += fmt.Sprintf("\n# Added by the demo: the subnet behind the lab's relay agent.\n"+
 		"subnet %s netmask 255.255.0.0 {\n  range %s %s;\n}\n", lab.RelayPrefix.Addr(), first, last)
 	notes = append(notes, fmt.Sprintf("        + subnet %s with range %s – %s for relayed clients", lab.RelayPrefix, first, last))
 	return conf, notes, res, nil
+}
+
+// moveReservation gives the first host declaration with hardware
+// ethernet and fixed-address to reservedMAC, a demo client, so that the
+// demo shows a reservation at work.
+func moveReservation(conf, path string, reservedMAC net.HardwareAddr) (string, []string, map[string]reservation, error) {
+	res := map[string]reservation{}
+	m := hostHW.FindStringSubmatchIndex(conf)
+	if m == nil || reservedMAC == nil {
+		return conf, nil, res, nil
+	}
+	name := conf[m[2]:m[3]]
+	old := conf[m[4]:m[5]]
+	addr, err := netip.ParseAddr(conf[m[6]:m[7]])
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("%s: host %s: %v", path, name, err)
+	}
+	conf = conf[:m[4]] + reservedMAC.String() + conf[m[5]:]
+	res[reservedMAC.String()] = reservation{Name: name, Addr: addr}
+	note := fmt.Sprintf("        host %s: hardware ethernet %s → %s (a demo client), fixed-address %s", name, old, reservedMAC, addr)
+	return conf, []string{note}, res, nil
+}
+
+// classicDir holds the failover pair's example configuration.
+const classicDir = "examples/classic"
+
+// pair is the failover pair of examples/classic: the primary on srv1 and
+// the secondary on srv2, whose addresses the example already names, each
+// reading its own file and the shared one beside it. Only the host
+// reservation moves to a demo client; everything else, timers included,
+// is the example as an operator would deploy it.
+func pair(l *lab.Lab, reservedMAC net.HardwareAddr) (*deployment, error) {
+	root, err := lab.ModuleRoot()
+	if err != nil {
+		return nil, err
+	}
+	c, err := lab.ReadFailoverConfs(classicDir)
+	if err != nil {
+		return nil, err
+	}
+	sharedPath := filepath.Join(root, classicDir, c.SharedName)
+	shared, resNotes, res, err := moveReservation(c.Shared, sharedPath, reservedMAC)
+	if err != nil {
+		return nil, err
+	}
+	c.Shared = shared
+	notes := []string{fmt.Sprintf("config: %s/primary.conf on srv1, %s/secondary.conf on srv2, both including %s",
+		classicDir, classicDir, c.SharedName)}
+	notes = append(notes, resNotes...)
+
+	tp := lab.NewTandemPair(l, c)
+	cfg, err := config.ParseFile(tp.Primary.ConfPath)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.FailoverPeers) != 1 {
+		return nil, fmt.Errorf("%s: %d failover peers, the demo shows one", classicDir, len(cfg.FailoverPeers))
+	}
+	fp := cfg.FailoverPeers[0]
+	d := &deployment{
+		Servers:      tp.Servers(),
+		ConfNotes:    notes,
+		Reserved:     res,
+		RelayFanOut:  true,
+		FailoverPeer: fp.Name,
+	}
+	copy(d.HBA[:], fp.HBA)
+	notes = append(notes, fmt.Sprintf("        failover peer %q: mclt %ds, split %d, load balance max seconds %d, max-response-delay %ds",
+		fp.Name, fp.MCLT, fp.Split, fp.LoadBalanceMaxSeconds, fp.MaxResponseDelay))
+	d.ConfNotes = notes
+	for _, s := range cfg.Subnets {
+		for _, p := range s.Pools {
+			for _, r := range p.Ranges {
+				label := "LAN"
+				if lab.RelayPrefix.Contains(r.Start) {
+					label = "behind relay"
+				}
+				d.Subnets = append(d.Subnets, subnetRange{Prefix: s.Prefix, First: r.Start, Last: r.End, Label: label})
+			}
+		}
+	}
+	return d, nil
+}
+
+// designated names the server the hash bucket assignment gives a client
+// to in normal state (RFC 3074; ISC: a set bit is the primary's, fw §8).
+// dhclient sends no client identifier here, so the key is chaddr.
+func (d *deployment) designated(mac net.HardwareAddr) *lab.Tandem {
+	if d.FailoverPeer == "" || len(d.Servers) < 2 {
+		return d.Servers[0]
+	}
+	if wire.PrimaryServes(&d.HBA, wire.LoadBalanceBucket(mac)) {
+		return d.Servers[0]
+	}
+	return d.Servers[1]
 }
 
 func relPath(root, p string) string {

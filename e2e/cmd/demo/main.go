@@ -1,11 +1,16 @@
-// Command demo shows Tandem at work in throw-away network namespaces:
-// one Tandem server reading an example dhcpd.conf, a few hosts running
+// Command demo shows Tandem at work in throw-away network namespaces: by
+// default a failover pair of Tandems reading examples/classic (a primary
+// and a secondary file including one shared file), a few hosts running
 // ISC dhclient on the LAN, and a burst of perfdhcp clients behind a relay
-// agent. It prints who got which address — as each client saw it and as
-// the lease file records it — Tandem's counters and its log, then removes
-// everything it created, also when interrupted with Ctrl-C.
+// agent that sends every request to both servers. It waits for the pair
+// to reach normal, then prints who got which address from which server —
+// as each client saw it and as both lease files record it — each server's
+// failover state and pool split, its counters and its failover log lines.
+// With -failover it then takes the primary away and shows the secondary
+// serving alone. It removes everything it created, also when interrupted
+// with Ctrl-C. -mode single runs one server on examples/single.conf.
 //
-//	sudo go run ./e2e/cmd/demo [-clients 4] [-perf 200] [-keep] [-dir DIR]
+//	sudo go run ./e2e/cmd/demo [-mode pair|single] [-failover kill|stop] [-clients 4] [-perf 200] [-keep] [-dir DIR]
 //
 // scripts/demo.sh installs the programs it needs, builds tandem and runs
 // it. It needs root (network namespaces), ISC dhclient and Kea's perfdhcp.
@@ -34,16 +39,18 @@ import (
 )
 
 type options struct {
-	mode    string
-	clients int
-	perf    int
-	keep    bool
-	dir     string
+	mode     string
+	failover string
+	clients  int
+	perf     int
+	keep     bool
+	dir      string
 }
 
 func main() {
 	var o options
-	flag.StringVar(&o.mode, "mode", "single", "how Tandem is deployed: single (one server)")
+	flag.StringVar(&o.mode, "mode", "pair", "how Tandem is deployed: pair (a failover pair, examples/classic) or single (one server, examples/single.conf)")
+	flag.StringVar(&o.failover, "failover", "", "pair only: after the report take the primary away and show the secondary serving alone: kill (kill -9, then restart it) or stop (SIGTERM)")
 	flag.IntVar(&o.clients, "clients", 4, "client hosts, each running ISC dhclient (1-50); the last one has a host reservation")
 	flag.IntVar(&o.perf, "perf", 200, "perfdhcp clients in the burst through the relay agent (0 skips it)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the lab running after the report, until Ctrl-C")
@@ -53,8 +60,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "demo: -clients must be 1-50 and -perf 0-10000")
 		os.Exit(2)
 	}
-	if _, ok := lookupMode(o.mode); !ok {
+	m, ok := lookupMode(o.mode)
+	if !ok {
 		fmt.Fprintf(os.Stderr, "demo: unknown -mode %q\n", o.mode)
+		os.Exit(2)
+	}
+	switch {
+	case o.failover != "" && o.failover != "kill" && o.failover != "stop":
+		fmt.Fprintf(os.Stderr, "demo: -failover must be kill or stop, not %q\n", o.failover)
+		os.Exit(2)
+	case o.failover != "" && m.Servers < 2:
+		fmt.Fprintf(os.Stderr, "demo: -failover needs -mode pair\n")
 		os.Exit(2)
 	}
 	os.Exit(run(o))
@@ -142,10 +158,11 @@ type mode struct {
 	Build   func(l *lab.Lab, reservedMAC net.HardwareAddr) (*deployment, error)
 }
 
-// lookupMode knows the deployments the demo can show. A failover pair
-// joins here: two servers, a config with a failover peer, RelayFanOut.
+// lookupMode knows the deployments the demo can show.
 func lookupMode(name string) (mode, bool) {
 	switch name {
+	case "pair":
+		return mode{Title: "a failover pair", Servers: 2, Build: pair}, true
 	case "single":
 		return mode{Title: "one server", Servers: 1, Build: single}, true
 	}
@@ -235,6 +252,9 @@ func (d *demo) run() {
 		}
 		p.done(t0, "serving, pid %d", srv.Proc().PID)
 	}
+	if dep.FailoverPeer != "" {
+		d.awaitNormal()
+	}
 
 	d.started = time.Now()
 	t0 = p.step("%d dhclient%s asking for addresses at once", o.clients, plural(o.clients))
@@ -276,6 +296,9 @@ func (d *demo) run() {
 	}
 
 	d.report()
+	if o.failover != "" {
+		d.failoverDemo(o.failover)
+	}
 }
 
 // acquire starts every client at once and waits for all of them.
@@ -303,6 +326,61 @@ func (d *demo) report() {
 		leases = map[netip.Addr]lease.Lease{}
 	}
 
+	pair := d.dep.FailoverPeer != ""
+	if pair {
+		d.reportPairClients()
+	} else {
+		d.reportSingleClients(leases)
+	}
+
+	if d.o.perf > 0 {
+		d.reportRelayed(leases)
+	}
+	if pair {
+		d.reportFailover()
+		d.reportCounters()
+		d.reportFailoverLogs(nil)
+		return
+	}
+	d.reportPools(leases)
+	d.reportCounters()
+	d.reportLogs()
+}
+
+// reportPairClients shows, for a failover pair, which server answered
+// each client, which one the hash names, and whether both lease files
+// hold the binding.
+func (d *demo) reportPairClients() {
+	p := d.p
+	p.section("LAN clients: what each dhclient was given, by which server, and what both lease files say")
+	files := d.leaseFiles()
+	var rows [][]cell
+	for _, r := range d.clients {
+		want := d.dep.designated(r.host.MAC).Host.Name
+		if _, reserved := d.dep.Reserved[r.host.MAC.String()]; reserved {
+			want = "— (host)" // host declarations are outside the failover pools: either server answers
+		}
+		if r.err != nil {
+			rows = append(rows, []cell{c(r.host.Name), c(r.host.MAC.String()), cs(red, "no lease"), c(""), c(""), c(want), c(""), cs(red, firstLine(r.err.Error()))})
+			continue
+		}
+		from := d.dep.serverName(r.ev.ServerID)
+		fromCell := cs(bold, from)
+		if _, reserved := d.dep.Reserved[r.host.MAC.String()]; !reserved && from != want {
+			fromCell = cs(yellow, from)
+		}
+		rows = append(rows, []cell{
+			c(r.host.Name), c(r.host.MAC.String()), cs(bold, r.ev.IP.String()), c(r.ev.LeaseTime.String()),
+			fromCell, c(want), cf("%s", roundDur(r.took)), d.fileCell(files, r),
+		})
+	}
+	p.table([]string{"HOST", "MAC", "ADDRESS", "LEASE", "FROM", "HASH SAYS", "BOUND AFTER", "LEASE FILES"}, rows)
+	p.note("In normal state each DISCOVER is answered by the server the RFC 3074 hash of the client's MAC names (split 128: half the buckets each).")
+	p.note("The first lease a new client gets is capped at the MCLT; renewals after the partner acknowledged get the full time (lazy update).")
+}
+
+func (d *demo) reportSingleClients(leases map[netip.Addr]lease.Lease) {
+	p := d.p
 	p.section("LAN clients: what each dhclient was given, and what the lease file says")
 	var rows [][]cell
 	for _, r := range d.clients {
@@ -328,13 +406,6 @@ func (d *demo) report() {
 		})
 	}
 	p.table([]string{"HOST", "MAC", "HOST-NAME", "ADDRESS", "LEASE", "FROM", "BOUND AFTER", "LEASE FILE"}, rows)
-
-	if d.o.perf > 0 {
-		d.reportRelayed(leases)
-	}
-	d.reportPools(leases)
-	d.reportCounters()
-	d.reportLogs()
 }
 
 func (d *demo) reportRelayed(leases map[netip.Addr]lease.Lease) {
@@ -371,6 +442,17 @@ func (d *demo) reportRelayed(leases map[netip.Addr]lease.Lease) {
 	}
 	p.printf("  lease file: %s active leases in %s, %s – %s\n", p.paint(bold, fmt.Sprint(len(relayed))),
 		lab.RelayPrefix, relayed[0].Addr(), relayed[len(relayed)-1].Addr())
+	if d.dep.FailoverPeer != "" {
+		byServer := map[string]int{}
+		for _, l := range relayed {
+			byServer[d.dep.designated(l.HardwareAddr()).Host.Name]++
+		}
+		var parts []string
+		for _, srv := range d.dep.Servers {
+			parts = append(parts, fmt.Sprintf("%s %d", srv.Host.Name, byServer[srv.Host.Name]))
+		}
+		p.printf("  the relay agent sent every request to both servers; by the hash of the clients' MACs: %s\n", strings.Join(parts, " · "))
+	}
 	var sample []string
 	for _, l := range relayed[:min(3, len(relayed))] {
 		sample = append(sample, fmt.Sprintf("%s → %s", l.Addr(), l.HardwareAddr()))
@@ -500,6 +582,11 @@ func (d *demo) printKeep() {
 	p.table([]string{"HOST", "NAMESPACE"}, rows)
 	srv := d.dep.Servers[0]
 	p.printf("\n  Try, in another terminal:\n")
+	for _, s := range d.dep.Servers {
+		if d.dep.FailoverPeer != "" && s.Proc() != nil && !s.Proc().Exited() {
+			p.printf("    %s\n", p.paint(cyan, fmt.Sprintf("%s status -s %s", s.Bin, s.ControlSocket)))
+		}
+	}
 	p.printf("    %s\n", p.paint(cyan, fmt.Sprintf("%s leases -s %s", srv.Bin, srv.ControlSocket)))
 	p.printf("    %s\n", p.paint(cyan, fmt.Sprintf("cat %s", srv.LeasePath)))
 	p.printf("    %s\n", p.paint(cyan, fmt.Sprintf("ip netns exec %s curl -s http://%s/metrics | grep ^tandem_", srv.Host.NS, srv.MetricsAddr)))
