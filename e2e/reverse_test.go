@@ -48,8 +48,12 @@ func iscTestLeaseFile(t *testing.T, h *lab.Host, confPath, leasePath string) int
 	if err != nil {
 		t.Fatalf("dhcpd -T on %s: %v", leasePath, err)
 	}
-	for _, m := range iscLeaseFileComplaint.FindAllString(out, -1) {
+	complaints := iscLeaseFileComplaint.FindAllString(out, -1)
+	for _, m := range complaints {
 		t.Errorf("dhcpd -T on %s complains: %s", leasePath, m)
+	}
+	if len(complaints) > 0 {
+		t.Logf("lease file %s:\n%s", leasePath, data)
 	}
 	if !strings.Contains(out, "Lease file test successful") {
 		t.Errorf("dhcpd -T on %s did not report success:\n%s", leasePath, out)
@@ -59,9 +63,6 @@ func iscTestLeaseFile(t *testing.T, h *lab.Host, confPath, leasePath string) int
 		t.Fatalf("dhcpd -T on %s wrote no lease count:\n%s", leasePath, out)
 	}
 	n, _ := strconv.Atoi(m[1])
-	if t.Failed() {
-		t.Logf("lease file %s:\n%s", leasePath, data)
-	}
 	return n
 }
 
