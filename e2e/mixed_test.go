@@ -583,6 +583,12 @@ func testMixedPair(t *testing.T, iscPrimary bool) {
 	p.awaitNormal(t, 60*time.Second)
 	free, backup := p.awaitBalanced(t, 45*time.Second)
 	t.Logf("balanced: free %d backup %d", free, backup)
+	// What the operator sees.
+	if out, err := tdm.tdm.Ctl("status"); err != nil {
+		t.Errorf("tandem status: %v", err)
+	} else {
+		t.Logf("tandem status on %s:\n%s", tdm.host.Name, out)
+	}
 
 	cs := p.acquireAll(t, p.lab.Clients[:4], "mixed")
 	checkServedBySplit(t, cs)
