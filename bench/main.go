@@ -368,9 +368,10 @@ func logStep(r *stepResult) {
 }
 
 func printFootnotes(w io.Writer, o options, rows []*stepResult, isc, kea string) {
-	fmt.Fprintf(w, "\nachieved/s: DORA exchanges completed (ACK received within 1 s) per second of the test period (perfdhcp's own\n")
-	fmt.Fprintf(w, "  Rate line divides by the period plus its %v exit wait). drops: requests with no reply within 1 s,\n", o.exitWait)
-	fmt.Fprintf(w, "  DISCOVER-OFFER / REQUEST-ACK. CPU%%: CPU time over the test period / its wall time; 100 = one core of %d.\n", runtime.NumCPU())
+	fmt.Fprintf(w, "\nachieved/s: DORA exchanges completed (ACKs perfdhcp received) per second of the test period (perfdhcp's own\n")
+	fmt.Fprintf(w, "  Rate line divides by the period plus its %v exit wait). drops: requests perfdhcp never matched a reply to,\n", o.exitWait)
+	fmt.Fprintf(w, "  DISCOVER-OFFER / REQUEST-ACK (it gives up on a request after 1 s, but lazily, so a reply that waited longer in\n")
+	fmt.Fprintf(w, "  its socket can still count: see avg/max ms). CPU%%: CPU time over the test period / its wall time; 100 = one core of %d.\n", runtime.NumCPU())
 	fmt.Fprintf(w, "  ratios: tandem's achieved rate / the other's at the same target; on the best rows, best / best (< %g%% drops).\n", o.maxDrop)
 	fmt.Fprintf(w, "  perfdhcp rcvbuf lost: replies the kernel discarded because perfdhcp's socket buffer was full (Udp RcvbufErrors\n")
 	fmt.Fprintf(w, "  in the relay namespace): drops the load generator caused, not the server. srv rcvbuf lost: the same in the\n")

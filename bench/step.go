@@ -42,8 +42,8 @@ func (r *stepResult) dropPct() float64 {
 	return max(r.Res.DiscoverOffer.DropsRatio, r.Res.RequestAck.DropsRatio)
 }
 
-// achieved is completed DORA exchanges (ACKs received within perfdhcp's
-// drop time) per second of the test period. perfdhcp's own "Rate" line
+// achieved is completed DORA exchanges (ACKs perfdhcp received and
+// matched to its requests) per second of the test period. perfdhcp's own "Rate" line
 // divides by the period plus the exit wait, which understates every rate
 // by the same factor; the exit wait only collects replies to requests
 // sent within the period.
