@@ -276,7 +276,9 @@ func (n *Node) receiveBindUpdate(now int64, m *wire.Message) {
 		return
 	}
 	// Dueling updates: only a lease whose own update is in flight (fw §4.2).
-	if n.acks.Has(ip) {
+	// Two grants to the same client do not compete: the client holds the
+	// later one, and each side keeps the later end (see below).
+	if n.acks.Has(ip) && !(status == lease.Active && l.State == lease.Active && sameClientAs(l, m)) {
 		if n.localIsBetter(l, m) {
 			n.sendBindAck(now, m, &wire.Reject{Reason: wire.RejectLessCriticalInfo, Text: "incoming update is less critical than outgoing update"})
 			return
@@ -309,17 +311,22 @@ func (n *Node) receiveBindUpdate(now int64, m *wire.Message) {
 		n.queueUpdate(now, ip)
 		return
 	}
-	if l.State == lease.Active && l.Ends > now && status != lease.Active && status != lease.Expired &&
-		l.CLTT != 0 && inCLTT <= l.CLTT {
-		// Our client's binding is as recent as the partner's news or
-		// more (a renewal here crossed a release there): freeing it
-		// would take the address from a client that holds it. ISC
-		// compares transaction times only for updates in flight on both
-		// sides; Tandem keeps the binding and sends it to the partner.
-		n.sendBindAck(now, m, &wire.Reject{Reason: wire.RejectOutdatedBindInfo,
-			Text: fmt.Sprintf("%s: outdated: our binding is as recent", a)})
-		n.queueUpdate(now, ip)
-		return
+	if l.State == lease.Active && l.Ends > now && status != lease.Active {
+		// We hold a binding that has not ended. The partner may end it
+		// only with news that is newer than ours: a release by the same
+		// client, a decline or an operator's reset after our last
+		// transaction with the client. Anything else is about an older
+		// binding, or an expiry our clock does not see yet (ISC allows
+		// 65 s early), and would take the address from a client that
+		// holds it: refuse it and send our binding instead.
+		newer := inCLTT > l.CLTT && (status == lease.Abandoned || status == lease.Reset ||
+			status == lease.Released && sameClientAs(l, m))
+		if !newer {
+			n.sendBindAck(now, m, &wire.Reject{Reason: wire.RejectOutdatedBindInfo,
+				Text: fmt.Sprintf("%s: outdated: our binding to the client runs until %d", a, l.Ends)})
+			n.queueUpdate(now, ip)
+			return
+		}
 	}
 	var ok bool
 	if n.me == stNormal {
@@ -524,8 +531,10 @@ func (n *Node) receiveBindAck(now int64, m *wire.Message) {
 	}
 	if r, ok := m.RejectReason.Get(); ok {
 		n.logf(slog.LevelError, "bind update on %s from %s rejected: %s", a, n.name, m.MessageText.Or(r.String()))
-		// ISC does not send it again (fw §4.4, §14 item 9).
-		if n.acks.Has(ip) {
+		// ISC does not send it again (fw §4.4, §14 item 9). A refusal of
+		// an older update leaves the one now in flight alone (ISC drops
+		// whatever is queued for the address).
+		if s, ok := n.sent[ip]; ok && s.xid == m.XID {
 			n.unqueueAck(now, ip)
 		}
 		n.ackedLast(now, ip)
