@@ -93,8 +93,28 @@ func newClient(s *Sim, idx int32) *client {
 	return c
 }
 
+// awaits reports whether r answers the client's current REQUEST.
+func (c *client) awaits(r *dhcpv4.DHCPv4) bool {
+	switch c.state {
+	case cRequesting, cRebooting, cRenewing, cRebinding:
+	default:
+		return false
+	}
+	x := r.TransactionID
+	return uint32(x[0])<<24|uint32(x[1])<<16|uint32(x[2])<<8|uint32(x[3]) == c.xid
+}
+
 // sleep arms the client's timer after ms.
 func (c *client) sleep(s *Sim, ms int64) { c.wakeAt(s, s.now+ms) }
+
+// retry arms a retransmission or lease timer; manual clients have none.
+func (c *client) retry(s *Sim, at int64) {
+	if s.opts.Manual {
+		c.gen++ // whatever was armed is void
+		return
+	}
+	c.wakeAt(s, at)
+}
 
 func (c *client) wakeAt(s *Sim, at int64) {
 	c.gen++
@@ -229,7 +249,7 @@ func (c *client) sendDiscover(s *Sim) {
 	}
 	s.tracef("c%d: DISCOVER", c.idx)
 	c.broadcast(s, p)
-	c.sleep(s, c.backoff(s))
+	c.retry(s, s.now+c.backoff(s))
 }
 
 // selectOffer takes one of the offers and REQUESTs it.
@@ -251,7 +271,7 @@ func (c *client) sendRequest(s *Sim) {
 	}
 	s.tracef("c%d: REQUEST %s (%s)", c.idx, lease.U32ToAddr(c.want), c.state)
 	c.broadcast(s, p)
-	c.sleep(s, c.backoff(s))
+	c.retry(s, s.now+c.backoff(s))
 }
 
 // startReboot: back from away, ask for the address it had (INIT-REBOOT).
@@ -277,7 +297,7 @@ func (c *client) sendRenew(s *Sim) {
 	c.unicast(s, c.srvID, p)
 	// RFC 2131 §4.4.5: wait half the time to T2, at least 60 s (here
 	// 10 s, lease times being short), then retransmit.
-	c.wakeAt(s, min(c.t2, s.now+max(10_000, (c.t2-s.now)/2)))
+	c.retry(s, min(c.t2, s.now+max(10_000, (c.t2-s.now)/2)))
 }
 
 func (c *client) startRebind(s *Sim) {
@@ -291,7 +311,7 @@ func (c *client) sendRebind(s *Sim) {
 	p.ClientIPAddr = ipBytes(c.ip)
 	s.tracef("c%d: REBIND %s", c.idx, lease.U32ToAddr(c.ip))
 	c.broadcast(s, p)
-	c.wakeAt(s, min(c.end, s.now+max(10_000, (c.end-s.now)/2)))
+	c.retry(s, min(c.end, s.now+max(10_000, (c.end-s.now)/2)))
 }
 
 // release gives the address back (unicast to its server) and goes away.
@@ -318,7 +338,7 @@ func (c *client) leave(s *Sim) {
 func (c *client) away(s *Sim) {
 	c.state = cOff
 	mean := int64(s.opts.LeaseTime) * 1000
-	c.sleep(s, 1000+s.rng.Int64N(2*mean))
+	c.retry(s, s.now+1000+s.rng.Int64N(2*mean))
 }
 
 // drop stops believing in the current binding.
@@ -355,11 +375,11 @@ func (c *client) bound(s *Sim) {
 	if c.next != planRenew && c.t1 > s.now {
 		at = s.now + s.rng.Int64N(c.t1-s.now)
 	}
-	c.wakeAt(s, max(at, s.now))
+	c.retry(s, max(at, s.now))
 }
 
 // receive handles a server's reply.
-func (c *client) receive(s *Sim, from int, r *dhcpv4.DHCPv4, sent int64) {
+func (c *client) receive(s *Sim, from int, r *dhcpv4.DHCPv4, sent int64, rec *ackRecord) {
 	x := r.TransactionID
 	if uint32(x[0])<<24|uint32(x[1])<<16|uint32(x[2])<<8|uint32(x[3]) != c.xid {
 		return
@@ -391,6 +411,9 @@ func (c *client) receive(s *Sim, from int, r *dhcpv4.DHCPv4, sent int64) {
 			return
 		}
 		c.ack(s, from, ip, sid, r, sent)
+		if c.ip == ip && rec != nil {
+			c.lastAck, c.hasLastAck = *rec, true
+		}
 	case dhcpv4.MessageTypeNak:
 		switch c.state {
 		case cRequesting, cRebooting, cRenewing, cRebinding:
@@ -402,7 +425,7 @@ func (c *client) receive(s *Sim, from int, r *dhcpv4.DHCPv4, sent int64) {
 		c.forgetAck()
 		c.remember = 0
 		c.state = cOff
-		c.sleep(s, s.rng.Int64N(2000))
+		c.retry(s, s.now+s.rng.Int64N(2000))
 	}
 }
 
@@ -429,7 +452,7 @@ func (c *client) ack(s *Sim, from int, ip uint32, sid netip.Addr, r *dhcpv4.DHCP
 		// Ran out in transit.
 		c.drop(s)
 		c.state = cOff
-		c.sleep(s, 0)
+		c.retry(s, s.now)
 		return
 	}
 	if c.ip != ip || c.end <= c.holdFrom || c.end <= s.now {
@@ -444,7 +467,7 @@ func (c *client) ack(s *Sim, from int, ip uint32, sid netip.Addr, r *dhcpv4.DHCP
 	if s.violation != nil {
 		return
 	}
-	if (c.state == cRequesting || c.state == cRebooting) && s.rng.IntN(100) == 0 {
+	if (c.state == cRequesting || c.state == cRebooting) && !s.opts.Manual && s.rng.IntN(100) == 0 {
 		c.decline(s)
 		return
 	}
@@ -489,3 +512,65 @@ func describePacket(p *dhcpv4.DHCPv4) string {
 	}
 	return s + fmt.Sprintf(" secs=%d", p.NumSeconds)
 }
+
+// Commands for scripted runs (Options.Manual). Each starts one exchange
+// now; the client then answers offers and takes ACKs and NAKs, nothing
+// more.
+
+// Acquire: the client starts from INIT (DISCOVER, then REQUEST an offer).
+func (s *Sim) Acquire(i int) {
+	c := s.clients[i]
+	c.drop(s)
+	c.remember = 0
+	c.begin = s.now
+	c.startDiscover(s)
+}
+
+// Renew: a bound client renews with its server (unicast, RENEWING).
+func (s *Sim) Renew(i int) {
+	c := s.clients[i]
+	if c.ip == 0 {
+		return
+	}
+	c.startRenew(s)
+}
+
+// Rebind: a bound client broadcasts its renewal (REBINDING).
+func (s *Sim) Rebind(i int) {
+	c := s.clients[i]
+	if c.ip == 0 {
+		return
+	}
+	c.begin = s.now
+	c.startRebind(s)
+}
+
+// Reboot: the client asks for addr (INIT-REBOOT), as after a reboot; 0
+// asks for the address it remembers.
+func (s *Sim) Reboot(i int, addr uint32) {
+	c := s.clients[i]
+	if addr != 0 {
+		if c.ip != addr {
+			c.drop(s)
+		}
+		c.remember = addr
+	}
+	if c.remember == 0 {
+		return
+	}
+	c.begin = s.now
+	c.startReboot(s)
+}
+
+// Release: the client gives its address back.
+func (s *Sim) Release(i int) {
+	c := s.clients[i]
+	if c.ip == 0 {
+		return
+	}
+	c.release(s)
+}
+
+// Reach sets which servers client i can reach (bit 0 the primary, bit 1
+// the secondary).
+func (s *Sim) Reach(i int, mask uint8) { s.clients[i].reach = mask }

@@ -48,11 +48,16 @@
 //     down (crashed or stopped), and never on a server that lost its lease
 //     file and has not yet resynchronised with its partner (it would serve
 //     from an empty database);
-//   - a server is not restarted while partitioned from a running partner
-//     when either of them is in (or saved) partner-down, and no partition
-//     starts while a server is in startup: a server coming back must reach
-//     its partner before it leaves startup (15 s), or it would serve from a
-//     stale state while the partner uses its addresses;
+//   - while a server is in (or saved) partner-down, its partner is started
+//     only where the two can talk, and no partition starts while a server
+//     is in startup: a server coming back must reach its partner before it
+//     leaves startup (15 s), or it would serve from a stale state while the
+//     partner uses its addresses. dhcpd.conf(5) warns of exactly this ("if
+//     you put one server into the PARTNER-DOWN state, and then *that*
+//     server goes down, and the other server comes back up, the other
+//     server will not know ..."). A server that comes back in recover (after
+//     a graceful shutdown, or without its lease file) serves no one before
+//     it has talked to its partner and may start any time;
 //   - the two servers never both lose their lease files before one of
 //     them has resynchronised (the second loss would leave no record of
 //     the leases clients hold);
@@ -101,9 +106,15 @@
 // servers run, the pair reaches normal-normal and, at a moment when no
 // update is queued, unacknowledged or in flight, both lease databases
 // agree on every address: the same binding state; for an active lease
-// the same client and end. Addresses whose lease ends within the skew
+// the same client and end (within the skew margin: both servers may have
+// answered one broadcast REQUEST, each computing the end on its own
+// clock). Addresses whose lease ends within the skew
 // margin (plus a few seconds) of now are in the middle of expiring and
 // are left out.
+//
+// SVC: the DHCP handler ACKs a REQUEST only when the failover node's
+// policy (Serve) would serve the client: never in startup, recover,
+// conflict resolution, shutdown or paused (fw §7.2).
 //
 // Also lease.DB.Check (internal consistency) holds on both databases.
 package sim

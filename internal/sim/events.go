@@ -38,12 +38,23 @@ type event struct {
 	msg  []byte // an encoded failover message
 	flag bool   // evRestart: with an empty disk
 	sent int64  // evToServer, evToClient: when the client sent the request
+	ack  *ackRecord // evToClient: the DHCPACK's lease as the server recorded it
 }
 
 // eventQueue is a binary min-heap on (at, seq): events at the same time
-// happen in the order they were scheduled, so runs are deterministic.
+// happen in the order they were scheduled, so runs are deterministic. The
+// heap holds small pointer-free keys; the events sit in a slab with a free
+// list, so that sifting moves no pointers (no GC write barriers).
 type eventQueue struct {
-	h []event
+	h    []qkey
+	slab []event
+	free []int32
+}
+
+type qkey struct {
+	at   int64
+	seq  uint64
+	slot int32
 }
 
 func (q *eventQueue) less(i, j int) bool {
@@ -55,7 +66,16 @@ func (q *eventQueue) less(i, j int) bool {
 }
 
 func (q *eventQueue) push(e event) {
-	q.h = append(q.h, e)
+	var slot int32
+	if n := len(q.free); n > 0 {
+		slot = q.free[n-1]
+		q.free = q.free[:n-1]
+		q.slab[slot] = e
+	} else {
+		slot = int32(len(q.slab))
+		q.slab = append(q.slab, e)
+	}
+	q.h = append(q.h, qkey{at: e.at, seq: e.seq, slot: slot})
 	i := len(q.h) - 1
 	for i > 0 {
 		p := (i - 1) / 2
@@ -68,10 +88,9 @@ func (q *eventQueue) push(e event) {
 }
 
 func (q *eventQueue) pop() event {
-	e := q.h[0]
+	k := q.h[0]
 	n := len(q.h) - 1
 	q.h[0] = q.h[n]
-	q.h[n] = event{}
 	q.h = q.h[:n]
 	i := 0
 	for {
@@ -88,6 +107,9 @@ func (q *eventQueue) pop() event {
 		q.h[i], q.h[m] = q.h[m], q.h[i]
 		i = m
 	}
+	e := q.slab[k.slot]
+	q.slab[k.slot] = event{}
+	q.free = append(q.free, k.slot)
 	return e
 }
 

@@ -14,7 +14,7 @@ import (
 // shape of a seed does not depend on how the simulation uses its
 // randomness.
 //
-// Short means 6 to 20 clients and 10 to 30 minutes of faults, with lease
+// Short means 6 to 20 clients and 7 to 23 minutes of faults, with lease
 // times and MCLTs of a minute to ten: long enough for every fault to hit
 // every state (expiry, renewal, rebinding, MCLT waits, recover, conflict
 // resolution), short enough for thousands of schedules a minute.
@@ -57,7 +57,7 @@ func random(seed uint64, large bool) Options {
 		o.Skew[0] = 30 + r.Int64N(31)
 		o.Skew[1] = -30 - r.Int64N(31)
 	}
-	o.Chaos = 600 + r.Int64N(1200)
+	o.Chaos = 400 + r.Int64N(1000)
 	o.FaultEvery = 30 + r.Int64N(270)
 	if large {
 		o.Chaos = 1800 + r.Int64N(3*1800)
@@ -250,13 +250,27 @@ func (s *Sim) restartEvent(sv *server, empty bool) {
 		retry()
 		return
 	}
-	pd := sv.diskState != nil && sv.diskState.MyState == wire.StatePartnerDown.String()
-	if other.up && (pd || other.node.State() == wire.StatePartnerDown) && s.partition {
-		retry()
-		return
-	}
 	if empty && other.amnesic {
 		empty = false
+	}
+	// The operator's contract (doc.go): while a server is in
+	// partner-down, its partner starts only where the two can talk
+	// (dhcpd.conf(5): "make sure that the other server will not restart
+	// automatically"), and a server that saved partner-down starts only
+	// where it can reach a running partner. A server coming back in
+	// recover (a graceful shutdown, a lost lease file) serves no one
+	// until it has talked to its partner, so it may start any time.
+	pd := func(x *server) bool {
+		if x.up {
+			return x.node.State() == wire.StatePartnerDown
+		}
+		return x.diskState != nil && x.diskState.MyState == wire.StatePartnerDown.String()
+	}
+	recovering := empty || sv.diskState == nil || sv.diskState.MyState == wire.StateRecover.String() ||
+		sv.diskState.MyState == wire.StateShutdown.String()
+	if !recovering && (pd(sv) || pd(other)) && (!other.up || s.partition) {
+		retry()
+		return
 	}
 	s.restart(sv, empty)
 }

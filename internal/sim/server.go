@@ -400,11 +400,15 @@ func (s *Sim) serverReceive(sv *server, cl int32, pkt *dhcpv4.DHCPv4, sent int64
 		}
 	}
 	st, stos, mclt := sv.node.State(), sv.node.STOS(), int64(sv.node.MCLT())
-	if s.opts.Workarounds&WorkServeRequests != 0 && mt == dhcpv4.MessageTypeRequest {
-		if l, p := sv.db.Get(ip); l != nil && !sv.node.Serve(now, p, s.clients[cl].key, mt, pkt.NumSeconds) {
-			s.tracef("%s <- c%d %s: dropped (workaround: not served)", sv.tag, cl, describePacket(pkt))
-			return
+	served := true
+	if mt == dhcpv4.MessageTypeRequest {
+		if l, p := sv.db.Get(ip); l != nil {
+			served = sv.node.Serve(now, p, s.clients[cl].key, mt, pkt.NumSeconds)
 		}
+	}
+	if !served && s.opts.Workarounds&WorkServeRequests != 0 {
+		s.tracef("%s <- c%d %s: dropped (workaround: not served)", sv.tag, cl, describePacket(pkt))
+		return
 	}
 	res := sv.h.Handle(now, dhcp.Request{Packet: pkt, LocalAddrs: sv.local})
 	if s.trace != nil {
@@ -429,6 +433,13 @@ func (s *Sim) serverReceive(sv *server, cl int32, pkt *dhcpv4.DHCPv4, sent int64
 		}
 		l, _ := sv.db.Get(ip)
 		after := *l
+		if !served {
+			// The handler must obey the failover policy: no service in
+			// startup, recover, conflict resolution, shutdown (fw §7.2).
+			s.fail("SVC", "%s ACKed %s to c%d in %s (partner %s), where its failover policy serves no one",
+				sv.tag, lease.U32ToAddr(ip), cl, st, sv.node.PartnerState())
+			return
+		}
 		s.checkGrant(sv, now, st, stos, mclt, &before, &after)
 		r.ack = &ackRecord{srv: sv.idx, disk: sv.diskGen, ip: ip, key: lease.KeyOf(&after), ends: after.Ends}
 	}
@@ -444,14 +455,15 @@ func (s *Sim) serverReceive(sv *server, cl int32, pkt *dhcpv4.DHCPv4, sent int64
 // sendToClient puts a reply on the wire to its client.
 func (s *Sim) sendToClient(sv *server, r pendingReply) {
 	c := s.clients[r.cl]
-	if r.ack != nil {
+	if r.ack != nil && c.awaits(r.pkt) {
+		// From now on the client may be using it (I3).
 		c.lastAck = *r.ack
 		c.hasLastAck = true
 	}
 	if c.reach&(1<<sv.idx) == 0 {
 		return
 	}
-	s.schedule(event{at: s.now + 1 + s.rng.Int64N(30), kind: evToClient, srv: int8(sv.idx), cl: r.cl, pkt: r.pkt, sent: r.sent})
+	s.schedule(event{at: s.now + 1 + s.rng.Int64N(30), kind: evToClient, srv: int8(sv.idx), cl: r.cl, pkt: r.pkt, sent: r.sent, ack: r.ack})
 }
 
 // crash kills a server (kill -9): whatever was not synced is lost, and

@@ -54,6 +54,11 @@ type Options struct {
 	CheckDBEvery int
 	// Record collects transitions and messages for scenario output.
 	Record bool
+	// Manual clients do only what they are told (Acquire, Renew,
+	// Rebind, Reboot, Release): no timers of their own, no
+	// retransmissions, no random release or decline. For scripted
+	// reproductions.
+	Manual bool
 	// Workarounds masks known bugs of the code under test, so that a
 	// survey can look past them for others. Never set by default: see
 	// the Work* constants.
@@ -165,7 +170,9 @@ func New(opts Options) (*Sim, error) {
 	for i := range opts.Clients {
 		c := newClient(s, int32(i))
 		s.clients = append(s.clients, c)
-		c.sleep(s, s.rng.Int64N(60_000))
+		if !opts.Manual {
+			c.sleep(s, s.rng.Int64N(60_000))
+		}
 	}
 	if opts.Faults {
 		s.chaosUntil = s.now + opts.Chaos*1000
@@ -280,7 +287,7 @@ func (s *Sim) dispatch(e event) {
 	case evToServer:
 		s.serverReceive(s.srv[e.srv], e.cl, e.pkt, e.sent)
 	case evToClient:
-		s.clients[e.cl].receive(s, int(e.srv), e.pkt, e.sent)
+		s.clients[e.cl].receive(s, int(e.srv), e.pkt, e.sent, e.ack)
 	case evPeerMsg:
 		s.peerDeliver(e)
 	case evPeerDown:

@@ -2,7 +2,6 @@ package sim
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/tandemdhcp/tandem/internal/failover/wire"
@@ -65,32 +64,29 @@ func describeMsg(m *wire.Message) string {
 	return b.String()
 }
 
-// recordMsg adds a failover message to the scenario output, collapsing
-// runs of binding updates and acks of one direction into counts.
+// recordMsg adds a failover message to the scenario output: binding
+// updates, acks and keepalives are only counted (lines starting with "#"),
+// other messages are shown as they go.
 func (s *Sim) recordMsg(dir string, m *wire.Message) {
 	line := dir + " " + m.Type.String()
 	switch m.Type {
-	case wire.MsgContact:
-		return // keepalives: noise
-	case wire.MsgBndUpd, wire.MsgBndAck:
-		if n := len(s.lines); n > 0 {
-			if prev, cnt, ok := strings.Cut(s.lines[n-1], " ×"); ok && prev == line {
-				c, _ := strconv.Atoi(cnt)
-				s.lines[n-1] = fmt.Sprintf("%s ×%d", line, c+1)
-				return
-			} else if s.lines[n-1] == line {
-				s.lines[n-1] = line + " ×2"
-				return
-			}
+	case wire.MsgContact, wire.MsgBndUpd, wire.MsgBndAck:
+		if r, rejected := m.RejectReason.Get(); rejected {
+			line += " rejected (" + r.String() + ")"
 		}
+		s.lines = append(s.lines, "#"+line)
+		return
 	case wire.MsgState:
 		line += " " + m.ServerState.Value.String()
 		if m.ServerFlags.Value&wire.ServerFlagStartup != 0 {
-			line += "(startup)"
+			line += " (startup)"
 		}
 	}
+	if v, ok := m.AssignedIP.Get(); ok {
+		line += " " + v.String()
+	}
 	if v, ok := m.RejectReason.Get(); ok {
-		line += " reject=" + v.String()
+		line += fmt.Sprintf(" reject=%s %q", v, m.MessageText.Value)
 	}
 	s.lines = append(s.lines, line)
 }
