@@ -35,9 +35,9 @@ type event struct {
 	gen  uint32 // staleness guard: client timer generation, server life, connection id
 	cl   int32  // client index, or -1
 	pkt  *dhcpv4.DHCPv4
-	msg  []byte // an encoded failover message
-	flag bool   // evRestart: with an empty disk
-	sent int64  // evToServer, evToClient: when the client sent the request
+	msg  []byte     // an encoded failover message
+	flag bool       // evRestart: with an empty disk
+	sent int64      // evToServer, evToClient: when the client sent the request
 	ack  *ackRecord // evToClient: the DHCPACK's lease as the server recorded it
 }
 
