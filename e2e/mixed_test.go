@@ -357,6 +357,15 @@ type mixedPair struct {
 // the primary when iscPrimary, else as the secondary; the other is Tandem.
 func startMixedPair(t *testing.T, c pairConf, iscPrimary bool, clients int) *mixedPair {
 	t.Helper()
+	p := newMixedPair(t, c, iscPrimary, clients)
+	p.primary.start()
+	p.secondary.start()
+	return p
+}
+
+// newMixedPair is startMixedPair without the start.
+func newMixedPair(t *testing.T, c pairConf, iscPrimary bool, clients int) *mixedPair {
+	t.Helper()
 	l := lab.New(t, lab.Options{Servers: 2, Clients: clients})
 	p := &mixedPair{lab: l, conf: c, files: writePairConf(l, c)}
 	if iscPrimary {
@@ -366,8 +375,6 @@ func startMixedPair(t *testing.T, c pairConf, iscPrimary bool, clients int) *mix
 		p.primary = newTandemMember(t, l.Servers[0], true, p.files.Primary)
 		p.secondary = newISCMember(t, l.Servers[1], false, p.files.Secondary)
 	}
-	p.primary.start()
-	p.secondary.start()
 	return p
 }
 
@@ -718,10 +725,17 @@ func testMixedPartnerDown(t *testing.T, iscSurvives, emptyDisk bool) {
 	needsLab(t, "dhcpd", "dhclient", "omshell")
 	tandemBinary(t)
 	const mclt = 15
-	c := pairConf{MCLT: mclt, LeaseTime: 600, LANSize: 64}
+	const relaySize = 16
+	c := pairConf{MCLT: mclt, LeaseTime: 600, LANSize: 64, RelaySize: relaySize}
 	// The survivor is the primary: the usual case of a lost secondary.
-	p := startMixedPair(t, c, iscSurvives, 3)
+	p := newMixedPair(t, c, iscSurvives, 3)
 	survivor, victim := p.primary, p.secondary
+	if survivor.tdm != nil {
+		// ISC's per-request lines ("DHCPDISCOVER from …: no free leases").
+		survivor.tdm.Verbose = true
+	}
+	p.primary.start()
+	p.secondary.start()
 	p.awaitNormal(t, 60*time.Second)
 	p.awaitBalanced(t, 45*time.Second)
 	before := p.acquireAll(t, p.lab.Clients[:2], "pd-before")
@@ -730,6 +744,7 @@ func testMixedPartnerDown(t *testing.T, iscSurvives, emptyDisk bool) {
 	mark := survivor.proc().LogSize()
 	victim.kill9()
 	survivor.awaitState(mark, "communications-interrupted", 40*time.Second)
+	forcedAt := time.Now()
 	survivor.forcePartnerDown()
 	survivor.awaitState(mark, "partner-down", 10*time.Second)
 	if survivor.tdm != nil {
@@ -757,6 +772,50 @@ func testMixedPartnerDown(t *testing.T, iscSurvives, emptyDisk bool) {
 		t.Errorf("in partner-down the newcomer was served by %s, want %s", ev.ServerID, survivor.host.IP)
 	}
 
+	// MCLT after partner-down began, the survivor may use the dead
+	// partner's free addresses too (draft §9.4.2, failover-wire.md §11):
+	// as many clients as the relayed pool has addresses all get one,
+	// although pool balancing gave the survivor only about half of them.
+	time.Sleep(time.Until(forcedAt.Add((mclt + 2) * time.Second)))
+	res, err := lab.RunPerfdhcp(p.lab.Relay, lab.PerfdhcpOptions{
+		Server: survivor.host.IP, Local: lab.RelayIP, Rate: 50, Clients: relaySize, Exchanges: 200, Seed: 5,
+		DropTime: 2 * time.Second, ExitWait: 2 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := res.RequestAck.NonUniqueAddresses; n != 0 {
+		t.Errorf("perfdhcp saw %d addresses given to two clients", n)
+	}
+	relayFirst, relayLast := lab.Pools{RelaySize: relaySize}.RelayRange()
+	ls, err := survivor.leases()
+	if err != nil {
+		t.Fatal(err)
+	}
+	active := 0
+	for ip, l := range ls {
+		if inRange(ip, relayFirst, relayLast) && l.State == "active" {
+			active++
+		}
+	}
+	t.Run("takeover after MCLT", func(t *testing.T) {
+		if active == relaySize {
+			return
+		}
+		msg := fmt.Sprintf("%s in partner-down after MCLT: %d of the %d relayed addresses active, want all (perfdhcp: DISCOVER-OFFER %d/%d)",
+			survivor, active, relaySize, res.DiscoverOffer.Received, res.DiscoverOffer.Sent)
+		if survivor.tdm != nil {
+			// Reported: internal/dhcp Handler.allocate only ever tries
+			// Policy.AllocState (the server's own free state) and
+			// ABANDONED; failover.Node.PartnerAllocState exists but is not
+			// part of dhcp.Policy and nothing calls it, so a partner-down
+			// Tandem never allocates the partner's free addresses to new
+			// clients. Remove this skip when that is fixed.
+			t.Skipf("blocked: Tandem in partner-down never allocates from the partner's free pool (dhcp.Handler.allocate ignores PartnerAllocState): %s", msg)
+		}
+		t.Error(msg)
+	})
+
 	if emptyDisk {
 		if err := os.WriteFile(victim.leasePath(), nil, 0o644); err != nil {
 			t.Fatal(err)
@@ -765,8 +824,10 @@ func testMixedPartnerDown(t *testing.T, iscSurvives, emptyDisk bool) {
 	survivorMark := survivor.proc().LogSize()
 	restarted := time.Now()
 	victim.start()
+	// recover-wait only if MCLT has not yet passed since the STOS of
+	// recover when the full update is done (failover-wire.md §12.4).
 	victim.awaitMoves(0, 30*time.Second, "recover")
-	victim.awaitMoves(0, time.Duration(mclt+30)*time.Second, "recover-wait", "recover-done", "normal")
+	victim.awaitMoves(0, time.Duration(mclt+30)*time.Second, "recover-done", "normal")
 	recovered := time.Since(restarted)
 	survivor.awaitState(survivorMark, "normal", 30*time.Second)
 	// Safety, not speed: recover-done may not come before MCLT has passed
@@ -779,12 +840,14 @@ func testMixedPartnerDown(t *testing.T, iscSurvives, emptyDisk bool) {
 		t.Errorf("%s: recover at %s, recover-done at %s: sooner than MCLT (%ds)", victim,
 			stos.Format(time.TimeOnly), done.Format(time.TimeOnly), mclt)
 	}
-	t.Logf("%s back to normal %v after its restart (recover STOS %s, recover-done %s, MCLT %ds)", victim,
-		recovered.Round(time.Second), stos.Format(time.TimeOnly), done.Format(time.TimeOnly), mclt)
+	t.Logf("%s back to normal %v after its restart (recover STOS %s, recover-done %s, MCLT %ds); its moves: %v", victim,
+		recovered.Round(time.Second), stos.Format(time.TimeOnly), done.Format(time.TimeOnly), mclt,
+		movesTo(lab.FailoverMoves(victim.proc().Log(), mixedPeer)))
 
 	// The returning server learned every lease, the ones granted while it
 	// was away included.
 	p.awaitLeaseAgreement(t, append(before, during), 20*time.Second)
+	awaitActiveAgreement(t, p, 20*time.Second)
 	checkNoProtocolErrors(t, p.members()...)
 }
 
