@@ -51,7 +51,10 @@ func TestPairPartitionHeals(t *testing.T) {
 	// Clients bound before the cut renew every 3 s, and rebind after 6 s.
 	renewing := lab.DHClientOptions{RenewalTime: 3 * time.Second, RebindingTime: 6 * time.Second}
 	old := acquireAll(t, l.Clients[:3], renewing)
-	compareLeaseFiles(t, pair, 15*time.Second)
+	// Who may allocate what during the partition: free addresses are the
+	// primary's, backup ones the secondary's (draft §5.4); neither may take
+	// the other's before MCLT in partner-down (I4).
+	before, _ := compareLeaseFiles(t, pair, 15*time.Second)
 
 	cut := time.Now()
 	l.Partition(prim.Host.IP, sec.Host.IP)
@@ -129,16 +132,35 @@ func TestPairPartitionHeals(t *testing.T) {
 		for _, ev := range evs {
 			switch ev.Reason {
 			case "BOUND", "RENEW", "REBIND", "REBOOT":
-				bindings = append(bindings, binding{ev.IP, pc.c.Host.MAC.String(), ev.At, ev.At.Add(ev.LeaseTime), "dhclient " + pc.c.Host.Name})
+				bindings = append(bindings, binding{ev.IP, pc.c.Host.MAC.String(), ev.At, ev.At.Add(ev.LeaseTime), ev.ServerID, "dhclient " + pc.c.Host.Name})
 			}
 		}
 	}
 	for i, c := range captures {
 		for _, a := range c.Replies(0, dhcpv4.MessageTypeAck) {
-			bindings = append(bindings, binding{a.YIAddr, a.CHAddr, a.At, a.At.Add(a.LeaseTime), "perfdhcp via " + pair.Servers()[i].Host.Name})
+			bindings = append(bindings, binding{a.YIAddr, a.CHAddr, a.At, a.At.Add(a.LeaseTime), pair.Servers()[i].Host.IP, "perfdhcp via " + pair.Servers()[i].Host.Name})
 		}
 	}
 	checkNoDoubleBinding(t, bindings)
+	ownPool := 0
+	for _, b := range bindings {
+		if b.from.Before(cut) || b.from.After(healed) {
+			continue
+		}
+		was, ok := before[b.addr]
+		if !ok {
+			was = leaseView{State: lease.Free}
+		}
+		owner := map[lease.BindingState]netip.Addr{lease.Free: prim.Host.IP, lease.Backup: sec.Host.IP}[was.State]
+		if was.State == lease.Active && was.HW == b.client {
+			continue // a client keeping its own lease
+		}
+		if b.server != owner {
+			t.Errorf("during the partition %s gave %s to %s (%s), but it was %s before: not its own pool", b.server, b.addr, b.client, b.who, was)
+		}
+		ownPool++
+	}
+	t.Logf("%d new bindings during the partition, each from the granting server's own pool", ownPool)
 	for _, pc := range append(old, fresh...) {
 		pc.c.Stop()
 	}
@@ -165,6 +187,7 @@ type binding struct {
 	addr        netip.Addr
 	client      string
 	from, until time.Time
+	server      netip.Addr
 	who         string
 }
 
