@@ -160,7 +160,7 @@ func TestPairPartitionHeals(t *testing.T) {
 		}
 		ownPool++
 	}
-	t.Logf("%d new bindings during the partition, each from the granting server's own pool", ownPool)
+	t.Logf("checked %d new bindings made during the partition against the pools they came from", ownPool)
 	for _, pc := range append(old, fresh...) {
 		pc.c.Stop()
 	}
