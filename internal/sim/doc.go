@@ -117,4 +117,18 @@
 // conflict resolution, shutdown or paused (fw §7.2).
 //
 // Also lease.DB.Check (internal consistency) holds on both databases.
+//
+// # Running
+//
+//	go test ./internal/sim                              10,000 random schedules, scenarios, checks
+//	go test ./internal/sim -run 'TestRandom$' -seed=N -v replay one schedule with its trace
+//	go test ./internal/sim -run 'TestRandom$' -long      a million schedules
+//	go test ./internal/sim -run 'TestRandom$' -large     20-200 clients, up to 2 h of faults
+//	go test ./internal/sim -run 'TestRandom$' -survey -schedules=N   one line per failing seed, go on
+//	go test ./internal/sim -run TestScenarios -rewrite   regenerate testdata/*.txt
+//	go test ./internal/sim -run TestKnownBug -known-bugs -v          reproductions of open bugs
+//
+// -workarounds=1 masks the known dhcp bug (WorkServeRequests) so that a
+// survey can look past it; -events=N sets the length of the trace printed
+// with a failure.
 package sim

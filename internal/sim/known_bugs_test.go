@@ -341,6 +341,48 @@ func TestKnownBugExpiryStormUnderSkew(t *testing.T) {
 	x.noViolation()
 }
 
+// Bug: when both servers are in recover and exchange everything
+// (UPDREQALL both ways), crossing binding updates for the same address
+// are settled by role (localIsBetter: neither active → the primary wins),
+// even when the primary's record is the pristine FREE of a lost lease file
+// and the secondary's holds a binding with its potential expiry. The
+// secondary takes the empty record, the primary never learns the tstp
+// that would have made it wait (lostDB: max tsfp + MCLT), both skip the
+// MCLT wait (both were in recover) and the address is given away while
+// its client, renewed by the primary in partner-down just before it lost
+// its disk, still holds it (I1; TestRandom seed 103211 with
+// -workarounds=1). A fix: a record with no history never wins a duel
+// (nor overwrites one) — compare what the records know (tstp, cltt,
+// ends), not roles.
+func TestKnownBugPristineRecordWinsRecoverDuel(t *testing.T) {
+	knownBug(t, "failover: in the UPDREQALL exchange of two recovering servers, the primary's pristine FREE (lost lease file) beats the secondary's real binding by role; I1; replay go test ./internal/sim -run TestRandom -seed=103211 -workarounds=1 -v")
+	x := newScript(t, Options{Seed: 1, Split: 256, LBMaxSeconds: 3, PoolSize: 1, MCLT: 60, LeaseTime: 1200})
+	x.run(30)
+	x.want(0, "normal")
+	x.s.Acquire(0)
+	x.run(20) // granted for MCLT (60 s), potential expiry 1230 s: acknowledged
+	x.bound(0)
+	// The secondary shuts down (the primary goes partner-down); the
+	// primary renews the client, for long, and dies with its lease file.
+	x.s.Shutdown(1)
+	x.run(5)
+	x.want(0, "partner-down")
+	x.s.Renew(0)
+	x.run(2)
+	x.s.Crash(0)
+	// The secondary comes back after the end it knows: the lease is
+	// expired in its database, with its potential expiry.
+	x.run(60)
+	x.s.Restart(1, false)
+	x.run(20)
+	x.want(1, "recover")
+	x.s.Restart(0, true)
+	x.run(30)
+	x.s.Acquire(1)
+	x.run(5)
+	x.noViolation()
+}
+
 // Bug: binding updates queued while the link was down are not sent when
 // it comes back unless a state change sends them: a server in
 // partner-down reconnecting to a partner in recover-wait (neither
