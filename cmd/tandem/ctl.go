@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tandemdhcp/tandem/internal/control"
+	"github.com/tandemdhcp/tandem/internal/failover/wire"
 )
 
 func ctlFlags(name string) (*flag.FlagSet, *string, *bool) {
@@ -95,8 +96,10 @@ func stateCmd(args []string) error {
 	}
 	fs, sock, _ := ctlFlags("state set")
 	peer := fs.String("peer", "", "failover relationship (needed only when there are several)")
-	state := args[1]
-	_ = fs.Parse(args[2:])
+	state, err := stateArg(fs, args[1:])
+	if err != nil {
+		return err
+	}
 	if err := control.NewClient(*sock).SetFailoverState(*peer, state); err != nil {
 		return err
 	}
@@ -108,11 +111,10 @@ func stateCmd(args []string) error {
 func wait(args []string) error {
 	fs, sock, _ := ctlFlags("wait")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
-	if len(args) < 1 {
-		return fmt.Errorf("usage: tandem wait STATE [-timeout D] [-s socket]")
+	want, err := stateArg(fs, args)
+	if err != nil {
+		return fmt.Errorf("%w\nusage: tandem wait STATE [-timeout D] [-s socket]", err)
 	}
-	want := args[0]
-	_ = fs.Parse(args[1:])
 	c := control.NewClient(*sock)
 	deadline := time.Now().Add(*timeout)
 	for {
@@ -138,4 +140,26 @@ func wait(args []string) error {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// stateArg parses flags and one failover state name, which may stand
+// before or after the flags ("wait normal -s X" and "wait -s X normal").
+func stateArg(fs *flag.FlagSet, args []string) (string, error) {
+	var name string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	if name == "" && fs.NArg() > 0 {
+		name = fs.Arg(0)
+	}
+	if name == "" {
+		return "", fmt.Errorf("no failover state given")
+	}
+	if _, ok := wire.ParseServerState(name); !ok {
+		return "", fmt.Errorf("unknown failover state %q (normal, partner-down, communications-interrupted, shutdown, …)", name)
+	}
+	return name, nil
 }

@@ -18,3 +18,17 @@ func TestLineHandlerKeepsISCWording(t *testing.T) {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+func TestStateArgBeforeOrAfterFlags(t *testing.T) {
+	for _, args := range [][]string{{"normal", "-s", "x.sock"}, {"-s", "x.sock", "normal"}} {
+		fs, sock, _ := ctlFlags("wait")
+		got, err := stateArg(fs, args)
+		if err != nil || got != "normal" || *sock != "x.sock" {
+			t.Errorf("stateArg(%q) = %q, %v, socket %q", args, got, err, *sock)
+		}
+	}
+	fs, _, _ := ctlFlags("wait")
+	if _, err := stateArg(fs, []string{"-s", "x.sock", "norml"}); err == nil {
+		t.Error("a misspelt state was accepted")
+	}
+}
