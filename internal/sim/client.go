@@ -574,3 +574,13 @@ func (s *Sim) Release(i int) {
 // Reach sets which servers client i can reach (bit 0 the primary, bit 1
 // the secondary).
 func (s *Sim) Reach(i int, mask uint8) { s.clients[i].reach = mask }
+
+// Decline: the client declines its address (as if an ARP probe found it
+// in use).
+func (s *Sim) Decline(i int) {
+	c := s.clients[i]
+	if c.ip == 0 {
+		return
+	}
+	c.decline(s)
+}

@@ -38,6 +38,9 @@ func report(seed uint64, v *Violation) string {
 	if *flagLarge {
 		large = " -large"
 	}
+	if *flagWork != 0 {
+		large += fmt.Sprintf(" -workarounds=%d", *flagWork)
+	}
 	fmt.Fprintf(&b, "replay: go test ./internal/sim -run 'TestRandom$' -seed=%d%s -v\n", seed, large)
 	o := randomOptions(seed)
 	fmt.Fprintf(&b, "schedule: %d clients, pool %d, mclt %d, lease %d, split %d, lbmax %d, mrd %d, max-unacked %d, skew p %+d s %+d, chaos %d s, fault every %d s\n",
