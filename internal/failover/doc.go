@@ -36,6 +36,42 @@
 // of this relationship, the caller reports it with [LeaseChanged] so that a
 // binding update is queued for the peer.
 //
+// Where Tandem departs from ISC dhcpd 4.4, it is to keep design.md's
+// invariants (no address bound twice, whatever fails) or to avoid states
+// ISC never leaves; on the wire every message stays one ISC accepts:
+//
+//   - No shutdown or process exit on a partner state the table does not
+//     expect (fw §12.2, §14 item 16): the node picks a state without
+//     service and lets the protocol converge (see reactToPeer). A garbled
+//     partner state closes the link instead of forcing shutdown.
+//   - Partner-down reclaims an expired or released lease MCLT after the
+//     latest of entering partner-down and the potential expiries either
+//     side sent or acknowledged (draft §5.2.2, §9.4.2); ISC waits from
+//     STOS alone. BNDUPD's potential-expiration-time is the later of tstp
+//     and tsfp, so that the partner keeps knowing what it acknowledged.
+//   - A server started without a lease file recovers with UPDREQALL only,
+//     and stays in recover-wait until MCLT past the potential expiries its
+//     partner reports, not just STOS+MCLT: it may have granted leases that
+//     long before it lost its file. While either side recovers, acks and
+//     binding updates free nothing.
+//   - A binding that has not ended is never freed by the partner's older
+//     news (a release crossing a renewal, an expiry the local clock does
+//     not see yet, another client's stale binding); two grants to the same
+//     client merge to the later end. A refused update is answered with the
+//     node's own binding, so the two databases converge.
+//   - UPDDONE goes after the last BNDACK (draft §7.5), and a refusal of an
+//     older update leaves the one in flight for the same lease alone.
+//   - Waits ISC never ends are ended: a recovering server asks a partner in
+//     recover-wait or recover-done for updates; recover-done joins a
+//     partner in conflict resolution; coming back to recover-wait or
+//     recover-done and finding the partner in partner-down, a server
+//     recovers again (draft §9.3.2 step 5).
+//   - Pool balancing has no random delay, gives leases away (MAC affinity
+//     included) only in normal, and runs at once (within min-balance)
+//     when one side's share falls below the panic line.
+//   - Updates in flight are sent again after every link loss, not only
+//     after some state changes.
+//
 // The node runs the link protocol too: CONNECT/CONNECTACK (fw §5), CONTACT
 // keepalives every third of the peer's receive-timer and the receive
 // timeout of max-response-delay (fw §6), so that xids come from one counter

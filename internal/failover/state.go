@@ -57,9 +57,10 @@ const (
 	// (log_fatal) on several unexpected partner states here; Tandem does
 	// not (see reactToPeer).
 	stConflictDone = wire.StateConflictDone
-	// stRecoverWait (draft §9.6; ISC number 254, fw §7.2): the updates are in
-	// but MCLT has not passed since entering recover, so leases the partner
-	// granted unseen may still be out there; ends at STOS+MCLT.
+	// stRecoverWait (draft §9.6; ISC number 254, fw §7.2): the partner's
+	// updates are in, but leases this server granted before it lost its
+	// state may still be out there: no service until STOS+MCLT (later
+	// after a lost lease file, see recoverWaitUntil).
 	stRecoverWait = wire.StateRecoverWait
 )
 
