@@ -91,7 +91,8 @@ func replaceWithTandem(t *testing.T, s *pairServer) {
 func TestRollingMigrationFromISCPair(t *testing.T) {
 	needsLab(t, "dhcpd", "dhclient", "perfdhcp", "nft")
 	tandemBinary(t)
-	c := pairConf{MCLT: 30, LeaseTime: 600, LANSize: 32, RelaySize: 512}
+	// A short MCLT: the way back may wait it out in recover-wait.
+	c := pairConf{MCLT: 15, LeaseTime: 600, LANSize: 32, RelaySize: 512}
 	l := lab.New(t, lab.Options{Servers: 2, Clients: 2})
 	p := &mixedPair{lab: l, conf: c, files: writePairConf(l, c)}
 	p.primary = newISCMember(t, l.Servers[0], true, p.files.Primary)
@@ -179,7 +180,8 @@ func TestRollingMigrationFromISCPair(t *testing.T) {
 	// The way back: the secondary returns to ISC dhcpd on Tandem's lease
 	// file. Tandem's SIGTERM is a graceful shutdown (the primary moves to
 	// partner-down); ISC reads the file, checked first with dhcpd -T, and
-	// rejoins through recover.
+	// rejoins through recover (and recover-wait, unless Tandem left
+	// nothing unsent and back-dated its recover STOS by MCLT).
 	sec := p.secondary
 	if err := sec.tdm.Stop(20 * time.Second); err != nil {
 		t.Errorf("%s after SIGTERM: %v", sec, err)
