@@ -416,6 +416,62 @@ func TestKnownBugSameSecondDeclineRefused(t *testing.T) {
 	x.noViolation()
 }
 
+// Bug: UPDDONE covers only the leases queued when the UPDREQ/UPDREQALL
+// arrived. A server in partner-down that grants one of the recovering
+// partner's free addresses while it answers the request queues that
+// update behind the others and sends UPDDONE when the older ones are
+// acked; the partner leaves recover (here without waiting: a graceful
+// shutdown back-dated its STOS), goes normal and hands the address out
+// again before the update arrives (I1; TestRandom seed 3 with -large
+// -workarounds=1). A fix: send UPDDONE only when no update is queued or
+// unacked at all, or have the partner-down side not use the partner's
+// addresses once the partner is recovering.
+func TestKnownBugGrantDuringRecoveryMissesUPDDONE(t *testing.T) {
+	knownBug(t, "failover: a partner-down server's grant of the partner's address during the partner's UPDREQALL is not covered by UPDDONE; I1; replay go test ./internal/sim -run TestRandom -seed=3 -large -workarounds=1 -v")
+	x := newScript(t, Options{Seed: 1, Split: 256, LBMaxSeconds: 3, PoolSize: 60, MaxUnacked: 1, MCLT: 30, LeaseTime: 600})
+	x.run(30)
+	x.want(0, "normal")
+	// The primary stops gracefully: the secondary goes partner-down and,
+	// after MCLT, may use the primary's free addresses.
+	x.s.Shutdown(0)
+	x.run(45)
+	x.want(1, "partner-down")
+	// The first free address goes early in the transfer, before the
+	// grant below.
+	var free uint32
+	x.s.srv[1].db.Each(func(l *lease.Lease, _ *lease.Pool) {
+		if l.State == lease.Free && free == 0 {
+			free = l.IP
+		}
+	})
+	x.s.Restart(0, false)
+	// While the secondary answers the primary's UPDREQALL (one update at
+	// a time), a client asks it for a free address of the primary's.
+	for range 300 {
+		x.s.runUntil(x.s.now + 10)
+		if x.state(0) == "recover" {
+			break
+		}
+	}
+	x.want(0, "recover")
+	x.s.runUntil(x.s.now + 2000) // the transfer is past that address
+	x.s.Reach(0, 2)
+	x.s.Reboot(0, free)
+	// When the primary leaves recover it must know that grant: from then
+	// on it serves (here the race is a few milliseconds wide; with more
+	// updates queued it lasts as long as the queue).
+	for range 2000 {
+		x.s.runUntil(x.s.now + 2)
+		if st := x.state(0); st != "recover" {
+			if l, _ := x.s.srv[0].db.Get(free); l.State != lease.Active {
+				t.Fatalf("the primary left recover (%s) with %s %s, which the secondary has granted", st, lease.U32ToAddr(free), l.State)
+			}
+			break
+		}
+	}
+	x.noViolation()
+}
+
 // Bug: binding updates queued while the link was down are not sent when
 // it comes back unless a state change sends them: a server in
 // partner-down reconnecting to a partner in recover-wait (neither
