@@ -99,7 +99,10 @@ type Node struct {
 	updDone updateRequest        // an UPDREQ/UPDREQALL being answered
 	curUPD  wire.MessageType     // the update request we sent and await UPDDONE for
 	toack   []*wire.Message      // accepted updates whose BNDACK is held
-	ackAt   int64                // send the held BNDACKs (0: none)
+	// lateExpiry: expiries a normal secondary left to the primary, and
+	// when to report them itself if the primary did not.
+	lateExpiry map[uint32]int64
+	ackAt      int64 // send the held BNDACKs (0: none)
 	// recent holds the leases the node changed in this and the previous
 	// Ready batch, as it left them, so that a caller reporting them back
 	// with LeaseChanged does not make the node echo them to the partner.
@@ -179,8 +182,10 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		updates: newIPQueue(),
 		acks:    newIPQueue(),
 		sent:    make(map[uint32]sentState),
-		changed: make(map[uint32]bool),
-		recent:  [2]map[uint32]lease.Lease{make(map[uint32]lease.Lease), make(map[uint32]lease.Lease)},
+
+		lateExpiry: make(map[uint32]int64),
+		changed:    make(map[uint32]bool),
+		recent:     [2]map[uint32]lease.Lease{make(map[uint32]lease.Lease), make(map[uint32]lease.Lease)},
 	}
 	if len(p.HBA) == wire.HBALen {
 		copy(n.hba[:], p.HBA)
@@ -654,6 +659,7 @@ func (n *Node) tick(now int64) {
 	if n.ackAt != 0 && now >= n.ackAt && n.link.established {
 		n.flushAcks(now)
 	}
+	n.reportLateExpiries(now)
 	if n.shutdownAt != 0 && now >= n.shutdownAt {
 		n.logf(slog.LevelWarn, "failover peer %s: partner did not confirm partner-down; stopping anyway", n.name)
 		n.finishShutdown(now)
@@ -704,6 +710,9 @@ func (n *Node) nextTimer() int64 {
 	at(n.reclaimAt)
 	at(n.shutdownAt)
 	at(n.ackAt)
+	for _, t := range n.lateExpiry {
+		at(t)
+	}
 	if n.link.up {
 		if !n.link.established {
 			at(n.link.upAt + LinkStartupTimeout)

@@ -131,12 +131,13 @@ func (n *Node) MayReuse(now int64, p *lease.Pool, l *lease.Lease) bool {
 
 // partnerPoolUsable: in partner-down, a lease free on the partner's side
 // may be used after max(STOS, tsfp) + MCLT (ISC lease_mine_to_reallocate;
-// draft §5.2.2).
+// draft §5.2.2). atsfp counts too: a short grant lowers tsfp below what
+// the partner was acknowledged, and may have used (fw §11).
 func (n *Node) partnerPoolUsable(now int64, l *lease.Lease) bool {
 	if n.service() != servicePartnerDown {
 		return false
 	}
-	return now > max(n.stos, l.TSFP)+int64(n.mclt)
+	return now > max(n.stos, l.TSFP, l.ATSFP)+int64(n.mclt)
 }
 
 // reclaimTime is when a transitional lease (EXPIRED, RELEASED, RESET)
@@ -156,7 +157,7 @@ func (n *Node) reclaimTime(l *lease.Lease) int64 {
 	if l.Rewind == n.ownFree() {
 		return l.Ends
 	}
-	return max(max(n.stos, l.TSFP, l.TSTP)+int64(n.mclt), l.Ends)
+	return max(max(n.stos, l.TSFP, l.ATSFP, l.TSTP)+int64(n.mclt), l.Ends)
 }
 
 // GrantTime applies the MCLT rule (fw §11) to a grant of desired seconds

@@ -3,6 +3,7 @@ package failover
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/tandemdhcp/tandem/internal/config"
 	"github.com/tandemdhcp/tandem/internal/failover/wire"
@@ -43,7 +44,10 @@ func (n *Node) leaseChanged(now int64, ip uint32) error {
 		// ISC's secondary leaves the expiry of active leases to the
 		// primary while normal (mdb.c pool_timer): the primary's
 		// EXPIRED update will come, and ISC's primary refuses an
-		// expiry from the secondary (fw §4.2).
+		// expiry from the secondary (fw §4.2). If it has not come after
+		// LateExpiry (the primary may hold the lease free already),
+		// the secondary reports it after all.
+		n.lateExpiry[ip] = now + LateExpiry
 		return nil
 	}
 	if n.me == stPartnerDown && transitional(l.State) {
@@ -52,6 +56,28 @@ func (n *Node) leaseChanged(now int64, ip uint32) error {
 	n.queueUpdate(now, ip)
 	n.starvationCheck(now, p)
 	return nil
+}
+
+// LateExpiry is how long a secondary in normal waits for the primary to
+// report the expiry of an active lease before it reports it itself: the
+// clock skew CONNECT allows, plus ISC's ack delay and a margin.
+const LateExpiry = MaxClockSkew + 2*AckDelay + 1
+
+// reportLateExpiries queues the expiries the primary has not reported.
+func (n *Node) reportLateExpiries(now int64) {
+	var due []uint32
+	for ip, at := range n.lateExpiry {
+		if at <= now {
+			due = append(due, ip)
+		}
+	}
+	slices.Sort(due) // deterministic order: the simulator replays seeds
+	for _, ip := range due {
+		delete(n.lateExpiry, ip)
+		if l, _ := n.mine(ip); l != nil && l.State == lease.Expired {
+			n.queueUpdate(now, ip)
+		}
+	}
 }
 
 // queueUpdate puts a lease on the update queue and sends what the window
@@ -138,12 +164,12 @@ func (n *Node) sendBindUpdate(now int64, ip uint32) {
 }
 
 // potentialExpiry is the potential-expiration-time sent for a lease: our
-// tstp, or what the partner holds as acknowledged or sent to us (tsfp) if
-// that is later. ISC sends tstp alone; the later value keeps a partner
+// tstp, or what the partner holds as acknowledged or sent to us (tsfp,
+// atsfp) if that is later. ISC sends tstp alone; the later value keeps a partner
 // that lost its lease file aware that its own lost grants may run until
 // then plus MCLT (draft §7.1.5 lists the times a server must wait on; see
 // recoverWaitUntil).
-func potentialExpiry(l *lease.Lease) int64 { return max(l.TSTP, l.TSFP) }
+func potentialExpiry(l *lease.Lease) int64 { return max(l.TSTP, l.TSFP, l.ATSFP) }
 
 // bindUpdate builds a BNDUPD with ISC's options (fw §4.1): the lease's
 // state as binding-status, its start time in STOS (ISC's quirk, fw §14
@@ -476,8 +502,10 @@ func normalTransitionOK(l *lease.Lease, role config.Role, in lease.BindingState,
 	case lease.Active:
 		if role == config.Primary {
 			// The secondary may not change an active lease, except that
-			// the client may release or decline it there.
-			return in == lease.Released || in == lease.Abandoned
+			// the client may release or decline it there; Tandem also
+			// takes its expiry once the lease has ended here too (see
+			// LateExpiry).
+			return in == lease.Released || in == lease.Abandoned || in == lease.Expired && l.Ends <= now
 		}
 		switch in {
 		case lease.Free, lease.Backup:
@@ -707,8 +735,8 @@ func (n *Node) recoverWaitUntil(now int64) int64 {
 	}
 	if n.lostDB {
 		n.db.Each(func(l *lease.Lease, p *lease.Pool) {
-			if p.FailoverPeer == n.name && l.TSFP > 0 {
-				until = max(until, l.TSFP+int64(n.mclt))
+			if pe := max(l.TSFP, l.ATSFP); p.FailoverPeer == n.name && pe > 0 {
+				until = max(until, pe+int64(n.mclt))
 			}
 		})
 	}
