@@ -12,13 +12,24 @@ import (
 // testPolicy is a failover policy with fixed answers, to see that the
 // handler asks it and obeys.
 type testPolicy struct {
-	alloc    lease.BindingState
-	refuse   byte // last chaddr byte of the client load-balanced to the peer
-	reuse    bool
-	maxGrant uint32
+	alloc  lease.BindingState
+	refuse byte // last chaddr byte of the client load-balanced to the peer
+	// noService models a failover state without service (startup,
+	// recover, …): nothing is answered.
+	noService bool
+	reuse     bool
+	maxGrant  uint32
 }
 
-func (p *testPolicy) Serve(now int64, _ *lease.Pool, k lease.ClientKey, _ dhcpv4.MessageType, _ uint16) bool {
+// Serve follows the failover contract: load balancing applies to
+// DISCOVERs only (fw §8); a state without service refuses everything.
+func (p *testPolicy) Serve(now int64, _ *lease.Pool, k lease.ClientKey, mt dhcpv4.MessageType, _ uint16) bool {
+	if p.noService {
+		return false
+	}
+	if mt != dhcpv4.MessageTypeDiscover {
+		return true
+	}
 	return p.refuse == 0 || k.HAddr == "" || k.HAddr[len(k.HAddr)-1] != p.refuse
 }
 func (p *testPolicy) AllocState(int64, *lease.Pool) lease.BindingState { return p.alloc }
@@ -85,6 +96,15 @@ func TestFailoverPolicy(t *testing.T) {
 				{at: 1, req: disc(2), want: dropped("load balanced to peer")},
 				{at: 2, req: renew(2, a(10)), want: outcome{Type: "ACK", YIAddr: a(10), CIAddr: a(10), Durable: true, Dirty: []string{a(10)}}},
 				{at: 3, req: disc(1), want: offered(a(11))},
+			},
+		},
+		{
+			name:   "no service (e.g. recover): renewals and reboots get no answer at all",
+			cfg:    failoverPool0(a(10), a(11)),
+			policy: &testPolicy{alloc: lease.Free, noService: true, maxGrant: 3600},
+			steps: []step{
+				{at: 0, req: reboot(2, a(10)), want: dropped("failover state gives no service")},
+				{at: 1, req: renew(2, a(10)), want: dropped("failover state gives no service")},
 			},
 		},
 		{

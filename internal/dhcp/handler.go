@@ -712,6 +712,12 @@ func (h *Handler) request(now int64, req Request, subnet *config.Subnet, c clien
 	if l == nil {
 		return h.nak(req, onNet, "requested address is not in a pool")
 	}
+	// A failover server in a state without service (startup, recover,
+	// conflict resolution, shutdown) answers no REQUEST at all, not even a
+	// renewal: its partner may know better (fw §7.2).
+	if !h.serves(now, pool, c, dhcpv4.MessageTypeRequest, p.NumSeconds) {
+		return h.drop("failover state gives no service")
+	}
 	if !poolAllows(pool, c, false) {
 		return h.nak(req, onNet, "client not permitted in pool")
 	}
