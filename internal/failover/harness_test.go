@@ -386,6 +386,7 @@ func (h *harness) linkUp() {
 // advance moves the clock to target, firing node timers and lease
 // expiries in time order.
 func (h *harness) advance(target int64) {
+	stuck := 0
 	for range 1_000_000 {
 		next := int64(0)
 		for _, hn := range h.nodes {
@@ -402,7 +403,9 @@ func (h *harness) advance(target int64) {
 			break
 		}
 		if next > h.now {
-			h.now = next
+			h.now, stuck = next, 0
+		} else if stuck++; stuck > 1000 {
+			h.t.Fatalf("a timer at %s does not move on", h.rel(next))
 		}
 		for _, hn := range h.nodes {
 			if hn.down {
