@@ -371,8 +371,10 @@ func (n *Node) receiveState(now int64, m *wire.Message) {
 			}
 			n.setState(now, to)
 			return
-		case stPartnerDown, stCommInterrupted, stResolutionInterrupted, stRecover, stConflictDone:
+		case stPartnerDown, stCommInterrupted, stResolutionInterrupted, stRecover, stConflictDone, stRecoverDone:
 			// Processed even without a change: we were disconnected.
+			// (ISC ignores a repeated state in recover-done, and then
+			// waits for ever on a partner already resolving a conflict.)
 		default:
 			return
 		}

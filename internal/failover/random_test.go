@@ -120,8 +120,19 @@ func randomPairWith(t *testing.T, seed uint64, h *harness) {
 			if hn.down || h.other(hn).down {
 				continue
 			}
-			what = "crash " + hn.tag
-			do("crash", arg(hn.tag))
+			if rng.IntN(3) == 0 {
+				// A graceful stop: the partner goes partner-down, and
+				// the restart may skip the MCLT wait.
+				what = "shutdown " + hn.tag
+				do("shutdown", arg(hn.tag))
+				do("tick", arg("5s"))
+				if !hn.down {
+					do("crash", arg(hn.tag))
+				}
+			} else {
+				what = "crash " + hn.tag
+				do("crash", arg(hn.tag))
+			}
 		case r < 95:
 			hn := h.nodes[rng.IntN(2)]
 			if !hn.down || partitioned {
