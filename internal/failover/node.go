@@ -299,10 +299,15 @@ type SetState struct{ State wire.ServerState }
 // reports Stopped when the server may exit.
 type Shutdown struct{}
 
-// LeaseChanged: the DHCP handler (or lease expiry) changed the lease of IP;
-// a binding update is queued for the partner when the partner does not
-// know the change yet. Do not report the leases the node itself changed
-// (Ready.Leases).
+// LeaseChanged: the DHCP handler (or lease expiry, see ExpiredState)
+// changed the lease of IP; a binding update is queued for the partner, as
+// ISC does for every change it makes for a client. Report only those
+// changes: a lease the node itself changed (Ready.Leases) and still finds
+// exactly as it left it in this or the previous Ready batch is ignored, so
+// that draining the DB's dirty list and reporting everything does not echo
+// the partner's updates back, but other reports of unchanged leases are
+// sent. Addresses of other relationships are ignored; an address in no
+// pool is an error.
 type LeaseChanged struct{ IP uint32 }
 
 func (LinkUp) event()          {}
