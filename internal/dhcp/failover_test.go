@@ -17,8 +17,11 @@ type testPolicy struct {
 	// noService models a failover state without service (startup,
 	// recover, …): nothing is answered.
 	noService bool
-	reuse     bool
-	maxGrant  uint32
+	// partner is the partner's free state this server may take over
+	// (partner-down); StateNone otherwise.
+	partner  lease.BindingState
+	reuse    bool
+	maxGrant uint32
 }
 
 // Serve follows the failover contract: load balancing applies to
@@ -35,6 +38,9 @@ func (p *testPolicy) Serve(now int64, _ *lease.Pool, k lease.ClientKey, mt dhcpv
 func (p *testPolicy) AllocState(int64, *lease.Pool) lease.BindingState { return p.alloc }
 func (p *testPolicy) MayReuse(int64, *lease.Pool, *lease.Lease) bool   { return p.reuse }
 func (p *testPolicy) Released(*lease.Pool) lease.BindingState          { return lease.Released }
+func (p *testPolicy) PartnerAllocState(int64, *lease.Pool) lease.BindingState {
+	return p.partner
+}
 
 // GrantTime records what it would tell the peer, as a real policy does.
 func (p *testPolicy) GrantTime(now int64, _ *lease.Pool, l *lease.Lease, desired uint32) uint32 {
@@ -96,6 +102,25 @@ func TestFailoverPolicy(t *testing.T) {
 				{at: 1, req: disc(2), want: dropped("load balanced to peer")},
 				{at: 2, req: renew(2, a(10)), want: outcome{Type: "ACK", YIAddr: a(10), CIAddr: a(10), Durable: true, Dirty: []string{a(10)}}},
 				{at: 3, req: disc(1), want: offered(a(11))},
+			},
+		},
+		{
+			name:   "partner-down: the partner's free leases only once the policy allows their reuse",
+			cfg:    failoverPool0(a(10), a(11)),
+			policy: &testPolicy{alloc: lease.Free, partner: lease.Backup, reuse: false, maxGrant: 3600},
+			setup:  setStates(lease.Backup, a(10), a(11)),
+			steps: []step{
+				{at: 0, req: disc(1), want: dropped("no free leases")},
+			},
+		},
+		{
+			name:   "partner-down after MCLT: the partner's free leases are allocated",
+			cfg:    failoverPool0(a(10), a(11)),
+			policy: &testPolicy{alloc: lease.Free, partner: lease.Backup, reuse: true, maxGrant: 3600},
+			setup:  setStates(lease.Backup, a(10), a(11)),
+			steps: []step{
+				{at: 0, req: disc(1), want: offered(a(10))},
+				{at: 0, req: disc(2), want: offered(a(11))},
 			},
 		},
 		{

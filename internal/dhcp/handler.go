@@ -69,6 +69,11 @@ type Policy interface {
 	// lease's failover times before it is bound. For an offer it is called
 	// on a copy of the lease, which is discarded.
 	GrantTime(now int64, p *lease.Pool, l *lease.Lease, desired uint32) uint32
+	// PartnerAllocState is the partner's free state (Backup on the
+	// primary, Free on the secondary) while this server may take the
+	// partner's leases over (partner-down), else StateNone. Each such
+	// lease is used only if MayReuse allows it (STOS+MCLT, fw §11).
+	PartnerAllocState(now int64, p *lease.Pool) lease.BindingState
 	// Released is the state a released or expired lease moves to.
 	Released(p *lease.Pool) lease.BindingState
 }
@@ -498,14 +503,25 @@ func (h *Handler) findLease(now int64, subnet *config.Subnet, c client, requeste
 // network, in configuration order (shared-network siblings included).
 // Abandoned addresses are used only when no pool has anything else.
 func (h *Handler) allocate(now int64, subnet *config.Subnet, c client, msg dhcpv4.MessageType, secs uint16, bootp bool) (*lease.Lease, *lease.Pool) {
-	for _, last := range []bool{false, true} {
+	// Three passes, as ISC's allocate_lease: this server's own free
+	// leases; then, in partner-down, the partner's free leases that MCLT
+	// has made safe (MayReuse decides each); abandoned ones last of all.
+	for pass := 0; pass < 3; pass++ {
 		for _, s := range h.networks[subnet].subnets {
 			for _, p := range h.poolsOf[s] {
 				if !poolAllows(p, c, bootp) || !h.serves(now, p, c, msg, secs) {
 					continue
 				}
-				st := h.allocState(now, p)
-				if last {
+				var st lease.BindingState
+				switch pass {
+				case 0:
+					st = h.allocState(now, p)
+				case 1:
+					if !failover(p, h.policy) {
+						continue
+					}
+					st = h.policy.PartnerAllocState(now, p)
+				case 2:
 					st = lease.Abandoned
 				}
 				if st == lease.StateNone {
@@ -520,7 +536,7 @@ func (h *Handler) allocate(now int64, subnet *config.Subnet, c client, msg dhcpv
 					}
 					// ISC treats abandoned like free: under failover only
 					// the server that may allocate free leases reuses them.
-					return !last || !failover(p, h.policy) || h.policy.MayReuse(now, p, l)
+					return pass == 0 || !failover(p, h.policy) || h.policy.MayReuse(now, p, l)
 				})
 				if l != nil {
 					return l, p

@@ -329,3 +329,7 @@ func (pr policyRouter) GrantTime(now int64, p *lease.Pool, l *lease.Lease, desir
 }
 
 func (pr policyRouter) Released(p *lease.Pool) lease.BindingState { return pr.node(p).Released(p) }
+
+func (pr policyRouter) PartnerAllocState(now int64, p *lease.Pool) lease.BindingState {
+	return pr.node(p).PartnerAllocState(now, p)
+}
