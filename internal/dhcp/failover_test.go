@@ -97,7 +97,7 @@ func TestFailoverPolicy(t *testing.T) {
 			cfg:    failoverPool0(a(10), a(11)),
 			policy: &testPolicy{alloc: lease.Free, refuse: 2, maxGrant: 3600},
 			steps: []step{
-				{at: 0, req: disc(2), want: dropped("no free leases")},
+				{at: 0, req: disc(2), want: dropped("load balanced to peer")},
 				{at: 0, req: reboot(2, a(10)), want: ack(a(10))},
 				{at: 1, req: disc(2), want: dropped("load balanced to peer")},
 				{at: 2, req: renew(2, a(10)), want: outcome{Type: "ACK", YIAddr: a(10), CIAddr: a(10), Durable: true, Dirty: []string{a(10)}}},

@@ -547,6 +547,22 @@ func (h *Handler) allocate(now int64, subnet *config.Subnet, c client, msg dhcpv
 	return nil, nil
 }
 
+// balancedAway reports whether load balancing gave the client to the
+// partner in some pool of its network, so that a DISCOVER left
+// unanswered is logged as ISC does ("load balance to peer"), not as an
+// exhausted pool.
+func (h *Handler) balancedAway(now int64, subnet *config.Subnet, c client, secs uint16) bool {
+	for _, s := range h.networks[subnet].subnets {
+		for _, p := range h.poolsOf[s] {
+			if failover(p, h.policy) && poolAllows(p, c, false) &&
+				!h.serves(now, p, c, dhcpv4.MessageTypeDiscover, secs) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // leaseTime is the lease time to grant: the client's requested time
 // (option 51) if it sent one, else default-lease-time; capped by
 // max-lease-time, then raised to min-lease-time (ISC ack_lease order).
@@ -592,6 +608,9 @@ func (h *Handler) discover(now int64, req Request, subnet *config.Subnet, c clie
 	}
 	l, pool := h.findLease(now, subnet, c, addrOf(p.RequestedIPAddress()), dhcpv4.MessageTypeDiscover, p.NumSeconds)
 	if l == nil {
+		if h.balancedAway(now, subnet, c, p.NumSeconds) {
+			return h.drop("load balanced to peer")
+		}
 		return h.drop("no free leases")
 	}
 	if !h.serves(now, pool, c, dhcpv4.MessageTypeDiscover, p.NumSeconds) {
