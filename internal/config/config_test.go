@@ -431,3 +431,20 @@ func TestErrorFields(t *testing.T) {
 		t.Errorf("Error() = %q", e.Error())
 	}
 }
+
+func TestISCStatementsAcceptedWithWarning(t *testing.T) {
+	src := "lease-id-format hex;\nsite-option-space \"site\";\nvendor-option-space \"vendor\";\nping-check true;\n"
+	cfg, err := Parse("test.conf", []byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"test.conf:1: lease-id-format", "test.conf:2: site-option-space", "test.conf:3: vendor-option-space", "test.conf:4: ping-check"}
+	if len(cfg.Warnings) != len(want) {
+		t.Fatalf("warnings %q, want one each for %q", cfg.Warnings, want)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(cfg.Warnings[i], w) {
+			t.Errorf("warning %d = %q, want it to start with %q", i, cfg.Warnings[i], w)
+		}
+	}
+}

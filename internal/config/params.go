@@ -53,6 +53,9 @@ var serverParams = map[string]serverParam{
 	"ignore-client-uids": {kind: fFlag},
 
 	"ping-timeout":                     {kind: fLeaseTime, ignored: "Tandem does not ping addresses before offering them"},
+	"lease-id-format":                  {kind: fText, ignored: "Tandem writes client identifiers in ISC's default (octal) form, which ISC reads whatever this is set to"},
+	"site-option-space":                {kind: fText, ignored: noEffect},
+	"vendor-option-space":              {kind: fText, ignored: noEffect},
 	"ping-timeout-ms":                  {kind: fLeaseTime, ignored: "Tandem does not ping addresses before offering them"},
 	"ping-cltt-secs":                   {kind: fLeaseTime, ignored: "Tandem does not ping addresses before offering them"},
 	"one-lease-per-client":             {kind: fFlag, ignored: noEffect},
@@ -173,5 +176,8 @@ func (p *parser) serverParam(s *scope, t token, kw string, sp serverParam) {
 	default:
 		set := sp.set
 		s.sets = append(s.sets, func(pp *Params) { set(pp, v) })
+		if stmt == "ping-check" && flagTrue(v) {
+			p.st.warn(t.Pos, stmt, "Tandem does not ping addresses before offering them; the failover protocol and DECLINE handling guard against duplicates")
+		}
 	}
 }
