@@ -355,6 +355,7 @@ func (n *Node) receiveState(now int64, m *wire.Message) {
 	n.partnerSTOS = int64(m.STOS.Value)
 	n.partnerStartup = startupFlag
 
+	resumed := false
 	if n.partner == next {
 		switch n.me {
 		case stStartup:
@@ -370,7 +371,12 @@ func (n *Node) receiveState(now int64, m *wire.Message) {
 				to = stRecover
 			}
 			n.setState(now, to)
-			return
+			// ISC stops here. Both may have changed nothing since, yet
+			// the pair can be in a combination that waits for a STATE
+			// that will never come (communications-interrupted against
+			// recover-done; both in partner-down): react as to a new
+			// state.
+			resumed = true
 		case stPartnerDown, stCommInterrupted, stResolutionInterrupted, stRecover, stConflictDone, stRecoverDone:
 			// Processed even without a change: we were disconnected.
 			// (ISC ignores a repeated state in recover-done, and then
@@ -380,12 +386,14 @@ func (n *Node) receiveState(now int64, m *wire.Message) {
 		}
 	}
 	prev := n.partner
-	n.partner, n.partnerAt = next, now
-	n.stateChange(StateChange{Peer: n.name, Kind: PartnerMove, From: prev, To: next, At: now})
-	if n.me == stNormal && next == stNormal {
-		n.stateChange(StateChange{Peer: n.name, Kind: BothNormal, From: next, To: next, At: now})
+	if !resumed {
+		n.partner, n.partnerAt = next, now
+		n.stateChange(StateChange{Peer: n.name, Kind: PartnerMove, From: prev, To: next, At: now})
+		if n.me == stNormal && next == stNormal {
+			n.stateChange(StateChange{Peer: n.name, Kind: BothNormal, From: next, To: next, At: now})
+		}
+		n.persistState()
 	}
-	n.persistState()
 
 	if n.me == stShutDown && next == stPartnerDown && n.shuttingDown {
 		n.finishShutdown(now)
@@ -397,6 +405,9 @@ func (n *Node) receiveState(now int64, m *wire.Message) {
 		me, inStartup = n.saved, true
 	}
 	r := reactToPeer(me, inStartup, prev, next, startupFlag)
+	if resumed {
+		r.onlyIfUnasked = true // entering the state asked already
+	}
 	if n.lostDB && me == stRecover && r.to == stPotentialConflict {
 		// A server that may have lost its database has nothing to
 		// resolve a conflict with: it stays in recover and asks for
@@ -428,6 +439,14 @@ func (n *Node) receiveState(now int64, m *wire.Message) {
 	}
 	if n.me == stStartup {
 		n.setState(now, n.saved)
+	}
+	// Communications OK: in normal and partner-down, what waited for a
+	// link goes now (ISC sends it only on some state changes; a
+	// partner-down server reconnecting to a partner in recover-wait
+	// would keep it). Conflict resolution and recovery have their own
+	// exchange (UPDREQ, UPDREQALL).
+	if n.me == stNormal || n.me == stPartnerDown {
+		n.sendUpdates(now)
 	}
 }
 

@@ -89,6 +89,7 @@ type Node struct {
 	recoverDoneAt int64 // recover-wait → recover-done
 	balanceAt     int64 // pool rebalance (ISC sched_balance)
 	lastBalance   int64
+	ownFreeAt     int64 // own free leases usable from (see setState)
 	reclaimAt     int64 // partner-down: next transitional lease to free
 	shutdownAt    int64 // give up waiting for the partner's partner-down
 	shuttingDown  bool
@@ -524,6 +525,17 @@ func (n *Node) setState(now int64, to wire.ServerState) {
 	if to != stRecoverWait && to != stStartup && from != stStartup {
 		n.stos = now
 	}
+	if to == stPartnerDown && from == stStartup {
+		// Back in partner-down without having talked to the partner:
+		// it may have come back and served meanwhile, so the MCLT wait
+		// for its free leases starts again (ISC keeps the old STOS).
+		// And the partner may have been in partner-down while we were
+		// away, serving from our free leases; if it now recovers it can
+		// no longer tell us which (draft §9.3.2 step 6 discusses the
+		// risk): our own free leases wait MCLT too.
+		n.stos = now
+		n.ownFreeAt = now + int64(n.mclt)
+	}
 	// A server that shut down gracefully, whose partner went
 	// partner-down and which left nothing unsent, may skip the MCLT wait
 	// on its next start: back-date STOS by MCLT (fw §12.1).
@@ -618,6 +630,12 @@ func (n *Node) operatorSetState(now int64, s wire.ServerState) error {
 	}
 	n.logf(slog.LevelInfo, "failover peer %s: operator sets state %s", n.name, s)
 	n.setState(now, s)
+	if n.stos != now {
+		// Forced out of startup: the state starts now (its MCLT waits
+		// too), not when the saved state began.
+		n.stos = now
+		n.persistState()
+	}
 	return nil
 }
 

@@ -71,6 +71,9 @@ func (n *Node) AllocState(now int64, p *lease.Pool) lease.BindingState {
 	case notResponding, serviceStartup:
 		return lease.StateNone
 	}
+	if now < n.ownFreeAt {
+		return lease.StateNone
+	}
 	return n.ownFree()
 }
 
@@ -81,7 +84,8 @@ func (n *Node) AllocState(now int64, p *lease.Pool) lease.BindingState {
 // a handler that has run out of AllocState leases should try these with
 // MayReuse as the filter, as ISC's allocate_lease does.
 func (n *Node) PartnerAllocState(now int64, p *lease.Pool) lease.BindingState {
-	if p.FailoverPeer != n.name || n.service() != servicePartnerDown {
+	if p.FailoverPeer != n.name || n.service() != servicePartnerDown ||
+		n.link.communicating && (recovering(n.partner) || n.partner == stRecoverDone) {
 		return lease.StateNone
 	}
 	return n.peerFree()
@@ -110,12 +114,12 @@ func (n *Node) MayReuse(now int64, p *lease.Pool, l *lease.Lease) bool {
 	switch l.State {
 	case lease.Free, lease.Abandoned:
 		if n.role == config.Primary {
-			return true
+			return now >= n.ownFreeAt
 		}
 		return n.partnerPoolUsable(now, l)
 	case lease.Backup:
 		if n.role == config.Secondary {
-			return true
+			return now >= n.ownFreeAt
 		}
 		return n.partnerPoolUsable(now, l)
 	case lease.Expired, lease.Released:
@@ -135,6 +139,12 @@ func (n *Node) MayReuse(now int64, p *lease.Pool, l *lease.Lease) bool {
 // the partner was acknowledged, and may have used (fw §11).
 func (n *Node) partnerPoolUsable(now int64, l *lease.Lease) bool {
 	if n.service() != servicePartnerDown {
+		return false
+	}
+	if n.link.communicating && (recovering(n.partner) || n.partner == stRecoverDone) {
+		// The partner is taking our database and will treat its free
+		// leases as its own once done; a grant racing that transfer (or
+		// our STATE normal) could reach it too late.
 		return false
 	}
 	return now > max(n.stos, l.TSFP, l.ATSFP)+int64(n.mclt)

@@ -84,6 +84,7 @@ func (n *Node) reportLateExpiries(now int64) {
 // allows (ISC dhcp_failover_queue_update with immediate set).
 func (n *Node) queueUpdate(now int64, ip uint32) {
 	if n.updates.Has(ip) {
+		n.sendUpdates(now) // the queue may have waited for a link
 		return
 	}
 	if n.acks.Remove(ip) {
@@ -315,6 +316,15 @@ func (n *Node) receiveBindUpdate(now int64, m *wire.Message) {
 		n.sendBindAck(now, m, r)
 		return
 	}
+	if pristineUpdate(m) && !l.Pristine() && (recovering(n.partner) || recovering(n.me)) {
+		// A recovering partner's blank record would erase what we know
+		// of the address (its potential expiry above all, which that
+		// partner must wait for): keep ours and send it.
+		n.sendBindAck(now, m, &wire.Reject{Reason: wire.RejectOutdatedBindInfo,
+			Text: fmt.Sprintf("%s: outdated: a blank record over a known binding", a)})
+		n.queueUpdate(now, ip)
+		return
+	}
 	flags, _ := m.IPFlags.Get()
 	if flags&wire.IPFlagReserved != 0 && l.State == n.ownFree() && l.Flags&lease.FlagReserved == 0 {
 		n.sendBindAck(now, m, &wire.Reject{Reason: wire.RejectIPNotReserved, Text: "Address is not reserved."})
@@ -340,17 +350,33 @@ func (n *Node) receiveBindUpdate(now int64, m *wire.Message) {
 	if l.State == lease.Active && l.Ends > now && status != lease.Active {
 		// We hold a binding that has not ended. The partner may end it
 		// only with news that is newer than ours: a release by the same
-		// client, a decline or an operator's reset after our last
-		// transaction with the client. Anything else is about an older
-		// binding, or an expiry our clock does not see yet (ISC allows
-		// 65 s early), and would take the address from a client that
-		// holds it: refuse it and send our binding instead.
-		newer := inCLTT > l.CLTT && (status == lease.Abandoned || status == lease.Reset ||
-			status == lease.Released && sameClientAs(l, m))
+		// client after our last transaction with it, a decline or an
+		// operator's reset. Anything else is about an older binding (our
+		// renewal crossed it) or another client's, or an expiry our clock
+		// does not see yet (ISC accepts one 65 s early, which under clock
+		// skew frees an address its client still holds): it would take
+		// the address from a client that holds it, so refuse it.
+		var newer bool
+		switch status {
+		case lease.Abandoned, lease.Reset:
+			// A decline comes right after the ACK, often in the same
+			// second; an operator's reset is news too.
+			newer = inCLTT >= l.CLTT
+		case lease.Released:
+			newer = inCLTT > l.CLTT && sameClientAs(l, m)
+		}
 		if !newer {
 			n.sendBindAck(now, m, &wire.Reject{Reason: wire.RejectOutdatedBindInfo,
 				Text: fmt.Sprintf("%s: outdated: our binding to the client runs until %d", a, l.Ends)})
-			n.queueUpdate(now, ip)
+			// Tell the partner our binding, unless it only expired this
+			// very binding early (its clock is ahead): then it keeps
+			// the lease EXPIRED, unusable, until our own expiry reaches
+			// it, and bouncing the binding would make it expire it again
+			// at once, a storm until the clocks agree.
+			e, _ := m.LeaseExpiry.Get()
+			if !(status == lease.Expired && sameClientAs(l, m) && endsFromWire(e) >= l.Ends) {
+				n.queueUpdate(now, ip)
+			}
 			return
 		}
 	}
@@ -465,9 +491,27 @@ func sameClientAs(l *lease.Lease, m *wire.Message) bool {
 	return ok && len(c) > 1 && l.HLen > 0 && c[0] == l.HType && string(c[1:]) == string(l.HAddr[:l.HLen])
 }
 
+// pristineUpdate reports whether a BNDUPD carries no history: a free
+// address never given to anyone, as a server that lost its lease file
+// describes every address.
+func pristineUpdate(m *wire.Message) bool {
+	s := m.BindingStatus.Value
+	return (s == lease.Free || s == lease.Backup) && !m.CHAddr.Present && !m.ClientID.Present &&
+		m.PotentialExpiry.Value == 0 && m.LeaseExpiry.Value == 0 && m.CLTT.Value == 0
+}
+
 // localIsBetter is ISC's failover_lease_is_better: true when our update in
-// flight should win over the partner's (fw §4.2).
+// flight should win over the partner's (fw §4.2). A record with no history
+// loses to one with history whatever the roles (ISC decides by role): it
+// may come from a server that lost its lease file, and the other record
+// holds the potential expiry that server must wait for.
 func (n *Node) localIsBetter(l *lease.Lease, m *wire.Message) bool {
+	switch pl, pm := l.Pristine(), pristineUpdate(m); {
+	case pl && !pm:
+		return false
+	case pm && !pl:
+		return true
+	}
 	local := l.State
 	if s, ok := n.sent[l.IP]; ok {
 		local = s.state
@@ -621,11 +665,22 @@ func (n *Node) unqueueAck(now int64, ip uint32) {
 
 // ackedLast sends UPDDONE when a BNDACK (accepting or refusing) answered
 // the last lease of an update request (ISC send_update_done, fw §12.4),
-// unless that lease waits to be sent again.
+// unless that lease waits to be sent again. Updates queued since the
+// request (a grant made meanwhile) go first: the partner leaves recovery
+// on UPDDONE and must not miss them, so the mark moves to the new last.
 func (n *Node) ackedLast(now int64, ip uint32) {
-	if n.updDone.active && n.updDone.last == ip && !n.updates.Has(ip) {
-		n.sendUpdateDone(now)
+	if !n.updDone.active || n.updDone.last != ip || n.updates.Has(ip) {
+		return
 	}
+	if last, ok := n.updates.Back(); ok {
+		n.updDone.last = last
+		return
+	}
+	if last, ok := n.acks.Back(); ok {
+		n.updDone.last = last
+		return
+	}
+	n.sendUpdateDone(now)
 }
 
 // sendUpdateRequest sends UPDREQ or UPDREQALL. While an UPDREQALL is
