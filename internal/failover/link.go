@@ -434,6 +434,16 @@ func (n *Node) receiveState(now int64, m *wire.Message) {
 	if r.updReq {
 		n.sendUpdateRequest(now, wire.MsgUpdReq)
 	}
+	if r.to == stNormal && n.me == stPartnerDown && (n.updates.Len() > 0 || n.acks.Len() > 0) {
+		// The partner recovered from us and will serve its own pool as
+		// soon as we say normal; our grants since (made while the link
+		// was down, some from that pool) must reach it first: STATE
+		// would overtake updates held back by the window. Normal follows
+		// the last ack (ackedAll).
+		n.normalAfterAcks = true
+		n.sendUpdates(now)
+		r.to = 0
+	}
 	if r.to != 0 && r.to != n.me {
 		n.setState(now, r.to)
 	}

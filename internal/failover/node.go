@@ -90,6 +90,9 @@ type Node struct {
 	balanceAt     int64 // pool rebalance (ISC sched_balance)
 	lastBalance   int64
 	ownFreeAt     int64 // own free leases usable from (see setState)
+	// normalAfterAcks: move from partner-down to normal once every
+	// update is acked (see receiveState).
+	normalAfterAcks bool
 	reclaimAt     int64 // partner-down: next transitional lease to free
 	shutdownAt    int64 // give up waiting for the partner's partner-down
 	shuttingDown  bool
@@ -544,6 +547,7 @@ func (n *Node) setState(now int64, to wire.ServerState) {
 		n.stos = now - int64(n.mclt)
 	}
 	n.me = to
+	n.normalAfterAcks = false
 	if to == stStartup && from != stStartup {
 		n.saved = from
 	}

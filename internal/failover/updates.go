@@ -611,6 +611,7 @@ func (n *Node) receiveBindAck(now int64, m *wire.Message) {
 		}
 		n.ackedLast(now, ip)
 		n.sendUpdates(now)
+		n.ackedAll(now)
 		return
 	}
 	s, ok := n.sent[ip]
@@ -655,6 +656,16 @@ func (n *Node) receiveBindAck(now int64, m *wire.Message) {
 	}
 	n.starvationCheck(now, p)
 	n.sendUpdates(now)
+	n.ackedAll(now)
+}
+
+// ackedAll moves a partner-down server waiting for its updates to reach
+// a recovered partner on to normal (see receiveState).
+func (n *Node) ackedAll(now int64) {
+	if n.normalAfterAcks && n.me == stPartnerDown && n.partner == stRecoverDone &&
+		n.updates.Len() == 0 && n.acks.Len() == 0 {
+		n.setState(now, stNormal)
+	}
 }
 
 // unqueueAck takes a lease off the ack queue.
