@@ -93,9 +93,9 @@ type Node struct {
 	// normalAfterAcks: move from partner-down to normal once every
 	// update is acked (see receiveState).
 	normalAfterAcks bool
-	reclaimAt     int64 // partner-down: next transitional lease to free
-	shutdownAt    int64 // give up waiting for the partner's partner-down
-	shuttingDown  bool
+	reclaimAt       int64 // partner-down: next transitional lease to free
+	shutdownAt      int64 // give up waiting for the partner's partner-down
+	shuttingDown    bool
 
 	updates *ipQueue             // leases waiting for a BNDUPD
 	acks    *ipQueue             // leases whose BNDUPD awaits a BNDACK, in send order
