@@ -27,6 +27,7 @@ func bndupd(xid uint32, addr string, s lease.BindingState, mod func(m *wire.Mess
 	m := &wire.Message{Type: wire.MsgBndUpd, XID: xid, AssignedIP: wire.Some(a), BindingStatus: wire.Some(s),
 		CHAddr: wire.Some([]byte{1, 2, 0, 0, 0, 0, 1}), LeaseExpiry: wire.Some(uint32(testNow + 600)),
 		PotentialExpiry: wire.Some(uint32(testNow + 900)), STOS: wire.Some(uint32(testNow)), CLTT: wire.Some(uint32(testNow))}
+	m.Time = testNow // the partner's clock agrees with ours
 	if mod != nil {
 		mod(m)
 	}
@@ -223,15 +224,17 @@ func TestDuelingUpdates(t *testing.T) {
 		theirs    lease.BindingState
 		theirCLTT uint32
 		ourWins   bool
+		running   bool // our lease has not ended
 	}{
-		{"active vs active, ours later", config.Secondary, lease.Active, testNow + 5, lease.Active, testNow, true},
-		{"active vs active, theirs later", config.Primary, lease.Active, testNow, lease.Active, testNow + 5, false},
-		{"active vs active, tie: primary", config.Primary, lease.Active, testNow, lease.Active, testNow, true},
-		{"active vs active, tie: secondary loses", config.Secondary, lease.Active, testNow, lease.Active, testNow, false},
-		{"their expiry beats our active", config.Secondary, lease.Active, testNow, lease.Expired, testNow, false},
-		{"their active beats our free", config.Primary, lease.Free, testNow, lease.Active, testNow, false},
-		{"free vs backup: primary wins", config.Primary, lease.Free, testNow, lease.Backup, testNow, true},
-		{"free vs backup: secondary yields", config.Secondary, lease.Backup, testNow, lease.Free, testNow, false},
+		{"active vs active, ours later", config.Secondary, lease.Active, testNow + 5, lease.Active, testNow, true, false},
+		{"active vs active, theirs later", config.Primary, lease.Active, testNow, lease.Active, testNow + 5, false, false},
+		{"active vs active, tie: primary", config.Primary, lease.Active, testNow, lease.Active, testNow, true, false},
+		{"active vs active, tie: secondary loses", config.Secondary, lease.Active, testNow, lease.Active, testNow, false, false},
+		{"their expiry beats our ended active", config.Secondary, lease.Active, testNow, lease.Expired, testNow, false, false},
+		{"our running binding beats their release", config.Secondary, lease.Active, testNow, lease.Released, testNow + 5, true, true},
+		{"their active beats our free", config.Primary, lease.Free, testNow, lease.Active, testNow, false, false},
+		{"free vs backup: primary wins", config.Primary, lease.Free, testNow, lease.Backup, testNow, true, false},
+		{"free vs backup: secondary yields", config.Secondary, lease.Backup, testNow, lease.Free, testNow, false, false},
 	}
 	for _, c := range cases {
 		n, db, _ := testNode(t, c.role, stNormal, stNormal)
@@ -239,6 +242,9 @@ func TestDuelingUpdates(t *testing.T) {
 		a := ip("198.18.0.13")
 		db.Update(a, func(l *lease.Lease) {
 			l.State, l.CLTT, l.TSTP = c.ours, c.ourCLTT, testNow+10
+			if c.running {
+				l.Ends = testNow + 100
+			}
 			l.SetHardware(1, []byte{2, 0, 0, 0, 0, 9})
 		})
 		n.Step(testNow, LeaseChanged{IP: a})

@@ -306,7 +306,7 @@ func (n *Node) receiveBindUpdate(now int64, m *wire.Message) {
 	// Two grants to the same client do not compete: the client holds the
 	// later one, and each side keeps the later end (see below).
 	if n.acks.Has(ip) && !(status == lease.Active && l.State == lease.Active && sameClientAs(l, m)) {
-		if n.localIsBetter(l, m) {
+		if n.localIsBetter(now, l, m) {
 			n.sendBindAck(now, m, &wire.Reject{Reason: wire.RejectLessCriticalInfo, Text: "incoming update is less critical than outgoing update"})
 			return
 		}
@@ -335,6 +335,9 @@ func (n *Node) receiveBindUpdate(now int64, m *wire.Message) {
 		return
 	}
 	pe := int64(m.PotentialExpiry.Value)
+	// Transaction times are compared raw, as ISC does: a lease's CLTT
+	// may come from either clock (ours, or the partner's in its
+	// updates), so a correction for skew would mix them.
 	inCLTT := int64(m.CLTT.Value)
 	sameClient := status == lease.Active && l.State == lease.Active && sameClientAs(l, m)
 	if l.State == lease.Active && l.Ends > now && status == lease.Active && !sameClient && l.CLTT != 0 &&
@@ -360,8 +363,10 @@ func (n *Node) receiveBindUpdate(now int64, m *wire.Message) {
 		switch status {
 		case lease.Abandoned, lease.Reset:
 			// A decline comes right after the ACK, often in the same
-			// second; an operator's reset is news too.
-			newer = inCLTT >= l.CLTT
+			// second; an operator's reset is news too. Unless we told
+			// the partner that very state and bound the address again
+			// since (from the abandoned pool): then it is old news.
+			newer = inCLTT >= l.CLTT && l.Rewind != status
 		case lease.Released:
 			newer = inCLTT > l.CLTT && sameClientAs(l, m)
 		}
@@ -505,7 +510,7 @@ func pristineUpdate(m *wire.Message) bool {
 // loses to one with history whatever the roles (ISC decides by role): it
 // may come from a server that lost its lease file, and the other record
 // holds the potential expiry that server must wait for.
-func (n *Node) localIsBetter(l *lease.Lease, m *wire.Message) bool {
+func (n *Node) localIsBetter(now int64, l *lease.Lease, m *wire.Message) bool {
 	switch pl, pm := l.Pristine(), pristineUpdate(m); {
 	case pl && !pm:
 		return false
@@ -518,6 +523,13 @@ func (n *Node) localIsBetter(l *lease.Lease, m *wire.Message) bool {
 	}
 	in := m.BindingStatus.Value
 	cltt := int64(m.CLTT.Value)
+	if local == lease.Active && l.Ends > now && in != lease.Active {
+		// A binding that runs beats anything that would end it while
+		// both updates cross: the partner's news left before ours
+		// reached it (ISC lets an expiry, and the primary's anything,
+		// win here).
+		return true
+	}
 	if local == lease.Active {
 		switch {
 		case in == lease.Active:
