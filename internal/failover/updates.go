@@ -368,7 +368,10 @@ func (n *Node) receiveBindUpdate(now int64, m *wire.Message) {
 			// since (from the abandoned pool): then it is old news.
 			newer = inCLTT >= l.CLTT && l.Rewind != status
 		case lease.Released:
-			newer = inCLTT > l.CLTT && sameClientAs(l, m)
+			// Clearly after our last transaction with the client even
+			// if the partner's clock is ahead by all CONNECT allows: a
+			// renewal here may otherwise have followed the release.
+			newer = inCLTT > l.CLTT+MaxClockSkew && sameClientAs(l, m)
 		}
 		if !newer {
 			n.sendBindAck(now, m, &wire.Reject{Reason: wire.RejectOutdatedBindInfo,
