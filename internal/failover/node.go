@@ -106,7 +106,10 @@ type Node struct {
 	// lateExpiry: expiries a normal secondary left to the primary, and
 	// when to report them itself if the primary did not.
 	lateExpiry map[uint32]int64
-	ackAt      int64 // send the held BNDACKs (0: none)
+	// declined and rebound: addresses declined here, and those bound
+	// again since, until the partner acks the new binding.
+	declined, rebound map[uint32]bool
+	ackAt             int64 // send the held BNDACKs (0: none)
 	// recent holds the leases the node changed in this and the previous
 	// Ready batch, as it left them, so that a caller reporting them back
 	// with LeaseChanged does not make the node echo them to the partner.
@@ -188,6 +191,8 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		sent:    make(map[uint32]sentState),
 
 		lateExpiry: make(map[uint32]int64),
+		declined:   make(map[uint32]bool),
+		rebound:    make(map[uint32]bool),
 		changed:    make(map[uint32]bool),
 		recent:     [2]map[uint32]lease.Lease{make(map[uint32]lease.Lease), make(map[uint32]lease.Lease)},
 	}

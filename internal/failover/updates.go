@@ -53,6 +53,20 @@ func (n *Node) leaseChanged(now int64, ip uint32) error {
 	if n.me == stPartnerDown && transitional(l.State) {
 		n.noteReclaim(l)
 	}
+	// Remember an address declined here and bound again, until the
+	// partner has our new binding: its report of the decline is old news
+	// then (see receiveBindUpdate).
+	switch l.State {
+	case lease.Abandoned:
+		n.declined[ip] = true
+	case lease.Active:
+		if n.declined[ip] {
+			n.rebound[ip] = true
+		}
+		delete(n.declined, ip)
+	default:
+		delete(n.declined, ip)
+	}
 	n.queueUpdate(now, ip)
 	n.starvationCheck(now, p)
 	return nil
@@ -366,7 +380,7 @@ func (n *Node) receiveBindUpdate(now int64, m *wire.Message) {
 			// second; an operator's reset is news too. Unless we told
 			// the partner that very state and bound the address again
 			// since (from the abandoned pool): then it is old news.
-			newer = inCLTT >= l.CLTT && l.Rewind != status
+			newer = inCLTT >= l.CLTT && l.Rewind != status && !n.rebound[ip]
 		case lease.Released:
 			// Clearly after our last transaction with the client even
 			// if the partner's clock is ahead by all CONNECT allows: a
@@ -664,6 +678,7 @@ func (n *Node) receiveBindAck(now int64, m *wire.Message) {
 	} else {
 		n.update(ip, func(l *lease.Lease) { l.TSFP, l.ATSFP = pe, pe })
 	}
+	delete(n.rebound, ip) // the partner has our binding now
 	n.unqueueAck(now, ip)
 	n.ackedLast(now, ip)
 	if affinity && n.secondaryNotHoarding(p) {
