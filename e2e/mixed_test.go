@@ -812,15 +812,6 @@ func testMixedPartnerDown(t *testing.T, iscSurvives, emptyDisk bool) {
 		}
 		msg := fmt.Sprintf("%s in partner-down after MCLT: %d of the %d relayed addresses active, want all (perfdhcp: DISCOVER-OFFER %d/%d)",
 			survivor, active, relaySize, res.DiscoverOffer.Received, res.DiscoverOffer.Sent)
-		if survivor.tdm != nil {
-			// Reported: internal/dhcp Handler.allocate only ever tries
-			// Policy.AllocState (the server's own free state) and
-			// ABANDONED; failover.Node.PartnerAllocState exists but is not
-			// part of dhcp.Policy and nothing calls it, so a partner-down
-			// Tandem never allocates the partner's free addresses to new
-			// clients. Remove this skip when that is fixed.
-			t.Skipf("blocked: Tandem in partner-down never allocates from the partner's free pool (dhcp.Handler.allocate ignores PartnerAllocState): %s", msg)
-		}
 		t.Error(msg)
 	})
 
