@@ -355,10 +355,12 @@ func (n *Node) receiveBindUpdate(now int64, m *wire.Message) {
 	inCLTT := int64(m.CLTT.Value)
 	sameClient := status == lease.Active && l.State == lease.Active && sameClientAs(l, m)
 	if l.State == lease.Active && l.Ends > now && status == lease.Active && !sameClient && l.CLTT != 0 &&
-		(inCLTT < l.CLTT || inCLTT == l.CLTT && n.role == config.Primary) {
-		// Another client's binding, older than the one we hold (or as
-		// old, and we are the primary, ISC's tie-break): ours stands,
-		// and the partner gets it.
+		(inCLTT < l.CLTT-MaxClockSkew || inCLTT <= l.CLTT+MaxClockSkew && n.role == config.Primary) {
+		// Another client's binding, older than the one we hold; or too
+		// close in time to tell, the clocks being up to MaxClockSkew
+		// apart, and we are the primary (ISC's tie-break; the secondary
+		// yields, so the two agree): ours stands, and the partner gets
+		// it.
 		n.sendBindAck(now, m, &wire.Reject{Reason: wire.RejectOutdatedBindInfo,
 			Text: fmt.Sprintf("%s: outdated: we hold a more recent binding", a)})
 		n.queueUpdate(now, ip)
