@@ -55,10 +55,18 @@
 //     long before it lost its file. While either side recovers, acks and
 //     binding updates free nothing.
 //   - A binding that has not ended is never freed by the partner's older
-//     news (a release crossing a renewal, an expiry the local clock does
-//     not see yet, another client's stale binding); two grants to the same
+//     news: a release crossing a renewal (a release must be later than the
+//     last transaction by more than the clock skew CONNECT allows), an
+//     expiry the local clock does not see yet, another client's stale
+//     binding (within the skew the primary's binding stands, as in ISC's
+//     duels), a decline of an address declined and bound again here. It
+//     also wins a duel against such news, and two grants to the same
 //     client merge to the later end. A refused update is answered with the
-//     node's own binding, so the two databases converge.
+//     node's own binding, so the two databases converge (except for an
+//     early expiry, which would bounce until the clocks agree).
+//   - A record with no history (an address never used, as a server that
+//     lost its lease file describes all of them) never wins a duel nor
+//     erases a known binding while either side recovers.
 //   - UPDDONE goes after the last BNDACK (draft §7.5), and a refusal of an
 //     older update leaves the one in flight for the same lease alone.
 //   - Waits ISC never ends are ended: a recovering server asks a partner in
@@ -70,7 +78,15 @@
 //     included) only in normal, and runs at once (within min-balance)
 //     when one side's share falls below the panic line.
 //   - Updates in flight are sent again after every link loss, not only
-//     after some state changes.
+//     after some state changes, and in normal and partner-down queued
+//     updates go as soon as the partner's STATE arrives. A partner-down
+//     server joins a recovered partner in normal only once its updates
+//     are acked, uses none of the partner's free leases while the partner
+//     recovers, and UPDDONE also covers updates queued meanwhile.
+//   - A server that restarts into partner-down (or is forced there from
+//     startup) starts the MCLT wait again, for the partner's free leases
+//     and, when it comes back without having talked to the partner, for
+//     its own too: the partner may have used them meanwhile.
 //
 // The node runs the link protocol too: CONNECT/CONNECTACK (fw §5), CONTACT
 // keepalives every third of the peer's receive-timer and the receive
