@@ -83,10 +83,10 @@
 //     server joins a recovered partner in normal only once its updates
 //     are acked, uses none of the partner's free leases while the partner
 //     recovers, and UPDDONE also covers updates queued meanwhile.
-//   - A server that restarts into partner-down (or is forced there from
-//     startup) starts the MCLT wait again, for the partner's free leases
-//     and, when it comes back without having talked to the partner, for
-//     its own too: the partner may have used them meanwhile.
+//   - A server that goes from startup to partner-down (restarting into
+//     it, forced there, or meeting a partner that recovers) starts the
+//     MCLT wait again, for the partner's free leases and for its own: the
+//     partner may have been in partner-down and used them meanwhile.
 //
 // The node runs the link protocol too: CONNECT/CONNECTACK (fw §5), CONTACT
 // keepalives every third of the peer's receive-timer and the receive
