@@ -217,11 +217,11 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	}
 	// A server that may have lost grants waits longer in recover
 	// (recoverWaitUntil): no lease file, or an unused database, or a
-	// crash while such a recovery was still waiting. A recover saved by a
-	// graceful shutdown has its STOS back-dated by MCLT and does not
-	// count.
-	n.lostDB = cfg.State == nil || n.pristine() || n.me == stRecoverWait ||
-		n.me == stRecover && n.stos+int64(n.mclt) > cfg.Now
+	// crash while such a recovery was still waiting. A saved recover is
+	// not taken for lost grants: a graceful shutdown with updates still
+	// unacknowledged saves it too (not back-dated), with every grant on
+	// disk, and then waits STOS+MCLT as ISC does.
+	n.lostDB = cfg.State == nil || n.pristine() || n.me == stRecoverWait
 	if n.mclt == 0 {
 		n.mclt = DefaultMCLT
 	}
