@@ -660,6 +660,14 @@ var protocolTrouble = []string{
 	"fatal conflict", "invalid hba", "time mismatch", "malformed", "duplicate option",
 }
 
+// expiryRace is the one refused transition that is part of the protocol,
+// not a misunderstanding: a server expires a lease while the partner has
+// just renewed it and its update is still on the way. The holder of the
+// newer binding refuses the expiry (ISC's normal_binding_state_transition_check
+// does the same, failover-wire.md §4.2) and sends its binding, which the
+// other accepts; awaitActiveAgreement checks that they converge.
+const expiryRace = "invalid state transition: active to expired"
+
 // checkNoProtocolErrors fails on any line of any process log of the
 // servers (every start so far) that reports a failover protocol problem.
 func checkNoProtocolErrors(t *testing.T, ss ...*pairServer) {
@@ -674,6 +682,9 @@ func checkNoProtocolErrors(t *testing.T, ss ...*pairServer) {
 			}
 			for _, line := range strings.Split(string(b), "\n") {
 				lower := strings.ToLower(line)
+				if strings.Contains(lower, expiryRace) {
+					continue
+				}
 				for _, bad := range protocolTrouble {
 					if strings.Contains(lower, strings.ToLower(bad)) {
 						t.Errorf("%s: %s", filepath.Base(path), line)
