@@ -94,19 +94,25 @@ func (s *Server) setupFailover() error {
 		s.relByName[fp.Name] = r
 		// The state the node starts in (startup, resuming the saved state)
 		// goes to the log and the lease file like any other.
-		s.collectStartup(r)
+		if err := s.persistStartup(r); err != nil {
+			return fmt.Errorf("failover peer %q: writing its state: %w", fp.Name, err)
+		}
 	}
 	return nil
 }
 
-// collectStartup logs and persists what the node decided at creation.
-func (s *Server) collectStartup(r *relationship) {
+// persistStartup logs and persists what the node decided at creation.
+// The committer is not running yet, so it writes the journal itself; a
+// failure stops start-up rather than serving with an unrecorded state.
+func (s *Server) persistStartup(r *relationship) error {
 	job := s.collectReady(r, commitJob{})
-	if len(job.records) > 0 {
-		if err := s.journal.Write(job.records); err == nil {
-			_ = s.journal.Sync()
-		}
+	if len(job.records) == 0 {
+		return nil
 	}
+	if err := s.journal.Write(job.records); err != nil {
+		return err
+	}
+	return s.journal.Sync()
 }
 
 func (s *Server) startLinks(ctx context.Context, wg *sync.WaitGroup) {
