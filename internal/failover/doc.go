@@ -83,10 +83,12 @@
 //     server joins a recovered partner in normal only once its updates
 //     are acked, uses none of the partner's free leases while the partner
 //     recovers, and UPDDONE also covers updates queued meanwhile.
-//   - A server that goes from startup to partner-down (restarting into
-//     it, forced there, or meeting a partner that recovers) starts the
-//     MCLT wait again, for the partner's free leases and for its own: the
-//     partner may have been in partner-down and used them meanwhile.
+//   - A server that goes to partner-down from startup (restarting into
+//     it, forced there, or meeting a partner that recovers) or from
+//     recover, recover-wait or recover-done (forced there before it caught
+//     up) starts the MCLT wait again, for the partner's free leases and
+//     for its own: the partner may have been in partner-down and used
+//     them meanwhile.
 //
 // The node runs the link protocol too: CONNECT/CONNECTACK (fw §5), CONTACT
 // keepalives every third of the peer's receive-timer and the receive

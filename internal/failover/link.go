@@ -157,6 +157,9 @@ func skewOK(now int64, m *wire.Message) (int64, bool) {
 func (n *Node) receive(now int64, m *wire.Message) {
 	n.link.lastRecv = now
 	n.counts.Received[msgIndex(m.Type)]++
+	if off := int64(m.Time) - now; !n.link.hasClockOffset || off > n.link.clockOffset {
+		n.link.clockOffset, n.link.hasClockOffset = off, true
+	}
 	if !n.link.established {
 		switch {
 		case m.Type == wire.MsgConnect:

@@ -118,6 +118,9 @@ type Node struct {
 	// ever used), so it may have lost grants it made; recover waits
 	// longer (recoverWaitUntil). Cleared once recovery is done.
 	lostDB bool
+	// holdRecord: lostDB, and the lease file says so by having no state
+	// record (or a saved recover-wait); see persistState.
+	holdRecord bool
 
 	rd      Ready
 	changed map[uint32]bool // leases already in rd.Leases
@@ -141,6 +144,11 @@ type link struct {
 	// The partner's knobs from its CONNECT or CONNECTACK.
 	partnerMaxUnacked   uint32
 	partnerReceiveTimer uint32
+	// clockOffset estimates the partner's clock minus ours: the largest
+	// message time minus arrival time seen on this link (a message's
+	// delay only makes it smaller). Valid once hasClockOffset.
+	clockOffset    int64
+	hasClockOffset bool
 }
 
 type sentState struct {
@@ -222,6 +230,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	// unacknowledged saves it too (not back-dated), with every grant on
 	// disk, and then waits STOS+MCLT as ISC does.
 	n.lostDB = cfg.State == nil || n.pristine() || n.me == stRecoverWait
+	n.holdRecord = cfg.State == nil || n.me == stRecoverWait
 	if n.mclt == 0 {
 		n.mclt = DefaultMCLT
 	}
@@ -514,6 +523,15 @@ func (n *Node) Record() lease.FailoverStateRecord {
 }
 
 func (n *Node) persistState() {
+	if n.holdRecord && (n.me == stStartup || n.me == stRecover) {
+		// The lease file has no word for "recovering a lost database":
+		// a saved recover reads as a server whose grants are all on
+		// disk. Until the recovery reaches recover-wait (which says it)
+		// or ends, the file keeps no state record, so that a crash
+		// meanwhile restarts as a lost database again, not as one
+		// with whatever partial copy of the partner's it got.
+		return
+	}
 	r := n.Record()
 	n.rd.StateRecord = &r
 }
@@ -533,14 +551,15 @@ func (n *Node) setState(now int64, to wire.ServerState) {
 	if to != stRecoverWait && to != stStartup && from != stStartup {
 		n.stos = now
 	}
-	if to == stPartnerDown && from == stStartup {
-		// Back in partner-down without having talked to the partner:
+	if to == stPartnerDown && (from == stStartup || recovering(from) || from == stRecoverDone) {
+		// In partner-down without having caught up with the partner:
 		// it may have come back and served meanwhile, so the MCLT wait
 		// for its free leases starts again (ISC keeps the old STOS).
 		// And the partner may have been in partner-down while we were
-		// away, serving from our free leases; if it now recovers it can
-		// no longer tell us which (draft §9.3.2 step 6 discusses the
-		// risk): our own free leases wait MCLT too.
+		// away or recovering, serving from our free leases, and cannot
+		// tell us which now (draft §9.3.2 step 6 discusses the risk):
+		// our own free leases wait MCLT too. Its grants out of contact
+		// last at most MCLT, so the wait is enough.
 		n.stos = now
 		n.ownFreeAt = now + int64(n.mclt)
 	}
@@ -577,7 +596,7 @@ func (n *Node) setState(now int64, to wire.ServerState) {
 		n.sendState(now)
 	}
 	if to == stRecoverDone || to == stNormal {
-		n.lostDB = false // recovered
+		n.lostDB, n.holdRecord = false, false // recovered
 	}
 
 	switch to {

@@ -45,6 +45,8 @@ func testNode(t *testing.T, role config.Role, me, partner wire.ServerState) (*No
 	}
 	n.me, n.partner, n.stos = me, partner, testNow-1000
 	n.startupAt = 0
+	// A node put straight into a state has a database it trusts.
+	n.lostDB, n.holdRecord = false, false
 	n.Ready()
 	return n, db, db.Pools[0]
 }

@@ -382,7 +382,15 @@ func (n *Node) receiveBindUpdate(now int64, m *wire.Message) {
 			// second; an operator's reset is news too. Unless we told
 			// the partner that very state and bound the address again
 			// since (from the abandoned pool): then it is old news.
-			newer = inCLTT >= l.CLTT && l.Rewind != status && !n.rebound[ip]
+			//
+			// The partner stamped its news with its own clock, and our
+			// CLTT may come from either clock: the news must be later
+			// both raw and corrected by the link's clock offset. A
+			// stale decline taken for news frees an address a client
+			// holds; a real one refused costs only the address's
+			// use until the client's lease ends.
+			newer = inCLTT >= l.CLTT && n.partnerTimeNotBefore(inCLTT, l.CLTT) &&
+				l.Rewind != status && !n.rebound[ip]
 		case lease.Released:
 			// Clearly after our last transaction with the client even
 			// if the partner's clock is ahead by all CONNECT allows: a
@@ -501,6 +509,16 @@ func (n *Node) receiveBindUpdate(now int64, m *wire.Message) {
 		n.noteReclaim(l)
 	}
 	n.starvationCheck(now, p)
+}
+
+// partnerTimeNotBefore reports whether the partner's time t (its clock)
+// is, corrected by the link's clock offset, no earlier than our time ours,
+// give or take the second both round to.
+func (n *Node) partnerTimeNotBefore(t, ours int64) bool {
+	if !n.link.hasClockOffset {
+		return true
+	}
+	return t-n.link.clockOffset >= ours-1
 }
 
 // sameClientAs reports whether the BNDUPD m names the client lease l
