@@ -126,7 +126,7 @@
 //	go test ./internal/sim -run 'TestRandom$' -large     20-200 clients, up to 2 h of faults
 //	go test ./internal/sim -run 'TestRandom$' -survey -schedules=N   one line per failing seed, go on
 //	go test ./internal/sim -run TestScenarios -rewrite   regenerate testdata/*.txt
-//	go test ./internal/sim -run TestKnownBug -known-bugs -v          reproductions of open bugs
+//	go test ./internal/sim -run TestFixed -v                         reproductions of fixed bugs
 //
 // -workarounds=1 masks the known dhcp bug (WorkServeRequests) so that a
 // survey can look past it; -events=N sets the length of the trace printed

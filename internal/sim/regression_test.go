@@ -1,33 +1,19 @@
 package sim
 
 // Scripted reproductions of bugs the simulator found in internal/dhcp and
-// internal/failover (other packages, not fixed here). Each test asserts
-// the correct behaviour, so it fails while its bug is there; it is skipped
-// unless -known-bugs is given:
-//
-//	go test ./internal/sim -run TestKnownBugs -known-bugs -v
-//
-// Remove a skip once its bug is fixed. Each was first found by TestRandom;
-// the seeds that found them (in the simulator and code of the day, so they
-// may no longer replay) are in the skip messages.
+// internal/failover, kept as regression tests now that they are fixed.
+// Each asserts the correct behaviour and failed while its bug was there.
+// Each was first found by TestRandom; the seeds that found them (in the
+// simulator and code of the day, so they may no longer replay) are named
+// in the comments.
 
 import (
-	"flag"
 	"strings"
 	"testing"
 
 	"github.com/tandemdhcp/tandem/internal/failover/wire"
 	"github.com/tandemdhcp/tandem/internal/lease"
 )
-
-var flagKnownBugs = flag.Bool("known-bugs", false, "run TestKnownBugs instead of skipping them")
-
-func knownBug(t *testing.T, why string) {
-	t.Helper()
-	if !*flagKnownBugs {
-		t.Skip("known bug: " + why)
-	}
-}
 
 // script drives a world with manual clients.
 type script struct {
@@ -107,7 +93,7 @@ func (x *script) noViolation() {
 	}
 }
 
-// Bug: dhcp.Handler answers DHCPREQUESTs without asking the failover
+// Bug (fixed): dhcp.Handler answers DHCPREQUESTs without asking the failover
 // policy (Policy.Serve is consulted for DISCOVER only). A server in
 // startup, recover, recover-wait, potential-conflict, conflict-done,
 // resolution-interrupted or shutdown, or whose partner is in
@@ -117,8 +103,7 @@ func (x *script) noViolation() {
 // (fw §7.2). Leases granted there are then overwritten by the partner's
 // older data during recover (UPDREQALL), expire early and are given to
 // another client: I1 (TestRandom seed 137, 2026-11-22).
-func TestKnownBugRequestServedWithoutService(t *testing.T) {
-	knownBug(t, "dhcp: DHCPREQUEST answered in startup/recover/conflict states (Policy.Serve not asked); SVC, then I1; replay go test ./internal/sim -run TestRandom -seed=2 -v")
+func TestFixedRequestServedWithoutService(t *testing.T) {
 	x := newScript(t, Options{Seed: 1, Split: 256, LBMaxSeconds: 3})
 	x.run(30)
 	x.want(0, "normal")
@@ -233,8 +218,7 @@ func TestAmnesicServerRecovers(t *testing.T) {
 // partner served MCLT ago at most), then I1 (TestRandom seeds 10 and 36
 // with -workarounds=1). A fix: entering partner-down from startup without
 // having talked to the partner restarts the MCLT wait (STOS = now).
-func TestKnownBugPartnerDownRestartKeepsSTOS(t *testing.T) {
-	knownBug(t, "hardening, outside the operator contract: restarting into saved partner-down keeps the old STOS, so the partner's pool is used at once though the partner may have served meanwhile; I4")
+func TestFixedPartnerDownRestartKeepsSTOS(t *testing.T) {
 	x := newScript(t, Options{Seed: 1, Split: 128, PoolSize: 2, MCLT: 60, LeaseTime: 600})
 	x.run(30)
 	x.want(0, "normal")
@@ -269,15 +253,14 @@ func TestKnownBugPartnerDownRestartKeepsSTOS(t *testing.T) {
 	_ = lease.Backup
 }
 
-// Bug: an operator's partner-down while the server is still in startup
+// Bug (fixed): an operator's partner-down while the server is still in startup
 // keeps the STOS of the state saved in the lease file (setState keeps STOS
 // "into and out of startup"), so the partner's free addresses are usable
 // at once instead of MCLT later, though the partner was serving a moment
 // before (I4; TestRandom seeds 728, 1466 and 1909 with -workarounds=1).
 // The operator did nothing wrong: the partner is down. A fix: an
 // operator-forced state always starts its STOS now.
-func TestKnownBugPartnerDownFromStartupKeepsSTOS(t *testing.T) {
-	knownBug(t, "failover: partner-down forced during startup keeps the saved state's STOS, skipping the MCLT wait; I4; replay go test ./internal/sim -run TestRandom -seed=1466 -workarounds=1 -v")
+func TestFixedPartnerDownFromStartupKeepsSTOS(t *testing.T) {
 	x := newScript(t, Options{Seed: 1, Split: 0, LBMaxSeconds: 3, PoolSize: 4, MCLT: 60, LeaseTime: 600})
 	x.run(90)
 	x.want(1, "normal")
@@ -313,7 +296,7 @@ func TestKnownBugPartnerDownFromStartupKeepsSTOS(t *testing.T) {
 	x.noViolation()
 }
 
-// Bug (in the failover code of 2026-11-22 04:22, not yet committed): with
+// Bug (fixed; in the failover code of 2026-11-22 04:22, not yet committed): with
 // clock skew, a server whose clock is ahead expires a lease the partner
 // still sees running; the partner refuses the EXPIRED as outdated ("our
 // binding to the client runs until …") and sends its binding back, which
@@ -323,8 +306,7 @@ func TestKnownBugPartnerDownFromStartupKeepsSTOS(t *testing.T) {
 // seeds 119, 570, 1037 with -workarounds=1, 100,000+ messages). A fix:
 // accept the expiry of the same binding (same client, the update's
 // lease-expiry not before ours) within the skew CONNECT allows.
-func TestKnownBugExpiryStormUnderSkew(t *testing.T) {
-	knownBug(t, "failover: EXPIRED refused as outdated by a partner whose clock is behind, bounced back and re-expired at network speed until the clocks agree; I5; replay go test ./internal/sim -run TestRandom -seed=119 -workarounds=1 -v")
+func TestFixedExpiryStormUnderSkew(t *testing.T) {
 	x := newScript(t, Options{Seed: 1, Split: 256, LBMaxSeconds: 3, PoolSize: 2, MCLT: 60, LeaseTime: 60, Skew: [2]int64{40, 0}})
 	x.run(30)
 	x.want(0, "normal")
@@ -341,7 +323,7 @@ func TestKnownBugExpiryStormUnderSkew(t *testing.T) {
 	x.noViolation()
 }
 
-// Bug: when both servers are in recover and exchange everything
+// Bug (fixed): when both servers are in recover and exchange everything
 // (UPDREQALL both ways), crossing binding updates for the same address
 // are settled by role (localIsBetter: neither active → the primary wins),
 // even when the primary's record is the pristine FREE of a lost lease file
@@ -354,8 +336,7 @@ func TestKnownBugExpiryStormUnderSkew(t *testing.T) {
 // -workarounds=1). A fix: a record with no history never wins a duel
 // (nor overwrites one) — compare what the records know (tstp, cltt,
 // ends), not roles.
-func TestKnownBugPristineRecordWinsRecoverDuel(t *testing.T) {
-	knownBug(t, "failover: in the UPDREQALL exchange of two recovering servers, the primary's pristine FREE (lost lease file) beats the secondary's real binding by role; I1; replay go test ./internal/sim -run TestRandom -seed=103211 -workarounds=1 -v")
+func TestFixedPristineRecordWinsRecoverDuel(t *testing.T) {
 	x := newScript(t, Options{Seed: 1, Split: 256, LBMaxSeconds: 3, PoolSize: 1, MCLT: 60, LeaseTime: 1200})
 	x.run(30)
 	x.want(0, "normal")
@@ -383,7 +364,7 @@ func TestKnownBugPristineRecordWinsRecoverDuel(t *testing.T) {
 	x.noViolation()
 }
 
-// Bug (in the failover code of 2026-11-22 04:22, not yet committed): the
+// Bug (fixed; in the failover code of 2026-11-22 04:22, not yet committed): the
 // new refusal of "outdated" updates for a lease still active here lets an
 // ABANDONED (a DECLINE) through only if its CLTT is later than ours, in
 // whole seconds. A client that declines the address it was just ACKed
@@ -393,8 +374,7 @@ func TestKnownBugPristineRecordWinsRecoverDuel(t *testing.T) {
 // to the partner it gets the address again, and so does someone else (I1;
 // TestRandom seed 111052 with -workarounds=1). A fix: a DECLINE or RELEASE
 // from the lease's own client is news whatever the CLTTs (>=, not >).
-func TestKnownBugSameSecondDeclineRefused(t *testing.T) {
-	knownBug(t, "failover: an ABANDONED update in the same second as the binding it ends is refused as outdated; I5, I1; replay go test ./internal/sim -run TestRandom -seed=111052 -workarounds=1 -v")
+func TestFixedSameSecondDeclineRefused(t *testing.T) {
 	x := newScript(t, Options{Seed: 1, Split: 256, LBMaxSeconds: 3, PoolSize: 2})
 	x.run(30)
 	x.want(0, "normal")
@@ -416,7 +396,7 @@ func TestKnownBugSameSecondDeclineRefused(t *testing.T) {
 	x.noViolation()
 }
 
-// Bug: UPDDONE covers only the leases queued when the UPDREQ/UPDREQALL
+// Bug (fixed): UPDDONE covers only the leases queued when the UPDREQ/UPDREQALL
 // arrived. A server in partner-down that grants one of the recovering
 // partner's free addresses while it answers the request queues that
 // update behind the others and sends UPDDONE when the older ones are
@@ -426,8 +406,7 @@ func TestKnownBugSameSecondDeclineRefused(t *testing.T) {
 // -workarounds=1). A fix: send UPDDONE only when no update is queued or
 // unacked at all, or have the partner-down side not use the partner's
 // addresses once the partner is recovering.
-func TestKnownBugGrantDuringRecoveryMissesUPDDONE(t *testing.T) {
-	knownBug(t, "failover: a partner-down server's grant of the partner's address during the partner's UPDREQALL is not covered by UPDDONE; I1; replay go test ./internal/sim -run TestRandom -seed=3 -large -workarounds=1 -v")
+func TestFixedGrantDuringRecoveryMissesUPDDONE(t *testing.T) {
 	x := newScript(t, Options{Seed: 1, Split: 256, LBMaxSeconds: 3, PoolSize: 60, MaxUnacked: 1, MCLT: 30, LeaseTime: 600})
 	x.run(30)
 	x.want(0, "normal")
@@ -472,7 +451,7 @@ func TestKnownBugGrantDuringRecoveryMissesUPDDONE(t *testing.T) {
 	x.noViolation()
 }
 
-// Bug: binding updates queued while the link was down are not sent when
+// Bug (fixed): binding updates queued while the link was down are not sent when
 // it comes back unless a state change sends them: a server in
 // partner-down reconnecting to a partner in recover-wait (neither
 // changes state) keeps its queue, and queueUpdate returns early for a
@@ -483,8 +462,7 @@ func TestKnownBugGrantDuringRecoveryMissesUPDDONE(t *testing.T) {
 // send queued updates whenever the link is established and the partner's
 // STATE has arrived; call sendUpdates in queueUpdate even when the lease
 // was queued.
-func TestKnownBugQueuedUpdatesNotSentAfterReconnect(t *testing.T) {
-	knownBug(t, "failover: queued binding updates are not sent after a reconnect without a state change (partner-down ↔ recover-wait); I5; replay go test ./internal/sim -run TestRandom -seed=427 -workarounds=1 -v")
+func TestFixedQueuedUpdatesNotSentAfterReconnect(t *testing.T) {
 	x := newScript(t, Options{Seed: 1, Split: 256, LBMaxSeconds: 3, PoolSize: 4, MCLT: 300, LeaseTime: 600})
 	x.run(30)
 	x.want(0, "normal")
@@ -512,4 +490,24 @@ func TestKnownBugQueuedUpdatesNotSentAfterReconnect(t *testing.T) {
 		t.Fatalf("30 s after reconnecting, the primary still has %d updates queued; the secondary has %s as %s", st.UpdatesQueued, lease.U32ToAddr(ip), l.State)
 	}
 	x.noViolation()
+}
+
+// TestFoundSeeds replays random schedules outside CI's seed range that
+// once broke an invariant, each with the bug it found. A change to the
+// simulator's random draws can move them; they still add coverage.
+func TestFoundSeeds(t *testing.T) {
+	for _, c := range []struct {
+		seed uint64
+		bug  string
+	}{
+		{11678, "a DECLINE stamped by a partner clock 54 s ahead taken as newer than a later grant here (I1)"},
+		{18363, "partner-down forced in recover used own free leases the partner had used in its partner-down (I1)"},
+		{21366, "a server that lost its lease file crashed in recover and came back trusting the partial copy (I1)"},
+	} {
+		o := Random(c.seed)
+		o.Trace = 200
+		if v := Run(o); v != nil {
+			t.Errorf("%s\n%s", c.bug, report(c.seed, v))
+		}
+	}
 }
