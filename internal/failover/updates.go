@@ -263,9 +263,26 @@ func (n *Node) sendBindAck(now int64, m *wire.Message, reject *wire.Reject) {
 		if a, ok := m.AssignedIP.Get(); ok {
 			what = "the binding update for " + a.String()
 		}
-		n.logf(slog.LevelError, "failover peer %s: refusing %s: %s", n.name, what, reject.Text)
+		n.logf(rejectLevel(reject.Reason), "failover peer %s: refusing %s: %s", n.name, what, reject.Text)
 	}
 	n.send(now, ack)
+}
+
+// rejectLevel is the log level of a refused binding update. A duel lost
+// ("less critical") is the protocol settling two updates that crossed: a
+// new pair's first full exchange has one per address, thousands of lines
+// that are nobody's error. An "outdated" refusal is the protocol too (the
+// refuser sends its newer binding next) but worth seeing. Anything else
+// means the two servers disagree about the protocol and stays an error, as
+// in ISC.
+func rejectLevel(r wire.RejectReason) slog.Level {
+	switch r {
+	case wire.RejectLessCriticalInfo:
+		return slog.LevelDebug
+	case wire.RejectOutdatedBindInfo:
+		return slog.LevelInfo
+	}
+	return slog.LevelError
 }
 
 // AckDelay is how long an accepted binding update may wait for its BNDACK:
@@ -651,7 +668,7 @@ func (n *Node) receiveBindAck(now int64, m *wire.Message) {
 		return
 	}
 	if r, ok := m.RejectReason.Get(); ok {
-		n.logf(slog.LevelError, "bind update on %s from %s rejected: %s", a, n.name, m.MessageText.Or(r.String()))
+		n.logf(rejectLevel(r), "bind update on %s from %s rejected: %s", a, n.name, m.MessageText.Or(r.String()))
 		// ISC does not send it again (fw §4.4, §14 item 9). A refusal of
 		// an older update leaves the one now in flight alone (ISC drops
 		// whatever is queued for the address).
