@@ -53,13 +53,17 @@
 //     and stays in recover-wait until MCLT past the potential expiries its
 //     partner reports, not just STOS+MCLT: it may have granted leases that
 //     long before it lost its file. While either side recovers, acks and
-//     binding updates free nothing.
+//     binding updates free nothing. Until that recovery reaches
+//     recover-wait, the lease file gets no state record, so that a crash
+//     in recover restarts as a lost database again.
 //   - A binding that has not ended is never freed by the partner's older
 //     news: a release crossing a renewal (a release must be later than the
 //     last transaction by more than the clock skew CONNECT allows), an
 //     expiry the local clock does not see yet, another client's stale
 //     binding (within the skew the primary's binding stands, as in ISC's
-//     duels), a decline of an address declined and bound again here. It
+//     duels), a decline of an address declined and bound again here, a
+//     decline that is not later than our binding both by the raw
+//     timestamps and corrected by the clock offset the link measured. It
 //     also wins a duel against such news, and two grants to the same
 //     client merge to the later end. A refused update is answered with the
 //     node's own binding, so the two databases converge (except for an
