@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Tandem's end-to-end tests, demo and benchmark need on a
 # Debian 12 machine that has Go and gcc: ISC dhcpd, dhclient and dhcrelay,
-# Kea's kea-dhcp4 and perfdhcp, nftables, iproute2 (tshark if it can).
+# Kea's kea-dhcp4 and perfdhcp, nftables, iproute2, libfaketime (tshark if
+# it can). libfaketime skews ISC dhcpd's clock in the clock-skew tests, as
+# network namespaces share the one real clock.
 #
 # The DHCP servers must only ever run inside the test namespaces. Debian
 # starts a service when its package is installed, so a policy-rc.d that
@@ -23,8 +25,8 @@ if [ "$(id -u)" -ne 0 ]; then
 	SUDO=sudo
 fi
 
-required_pkgs=(isc-dhcp-client isc-dhcp-server isc-dhcp-relay kea-dhcp4-server kea-admin nftables iproute2)
-required_cmds=(dhclient dhcpd dhcrelay kea-dhcp4 perfdhcp nft ip)
+required_pkgs=(isc-dhcp-client isc-dhcp-server isc-dhcp-relay kea-dhcp4-server kea-admin nftables iproute2 faketime)
+required_cmds=(dhclient dhcpd dhcrelay kea-dhcp4 perfdhcp nft ip faketime)
 optional_pkgs=(tshark)
 
 pkg_installed() {

@@ -1,6 +1,8 @@
 package lab
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -17,6 +19,9 @@ type ISCDhcpd struct {
 	PIDPath   string
 	// ReadyTimeout bounds Start's wait for "Server starting service."
 	ReadyTimeout time.Duration
+	// Env holds extra environment variables ("K=V") for dhcpd, such as
+	// FakeClockEnv's, taking effect at the next Start.
+	Env []string
 
 	proc *Proc
 }
@@ -71,7 +76,7 @@ func (d *ISCDhcpd) Start() *Proc {
 	// dhcpd refuses to start if the PID file names a live process; after a
 	// kill -9 the PID may already belong to someone else.
 	_ = os.Remove(d.PIDPath)
-	p := d.Host.Start("dhcpd", d.Argv()...)
+	p := d.Host.StartEnv("dhcpd", d.Env, d.Argv()...)
 	d.proc = p
 	if _, err := p.AwaitLog(0, `^Server starting service\.`, d.ReadyTimeout); err != nil {
 		tb.Fatalf("lab: dhcpd on %s did not start: %v", d.Host.Name, err)
@@ -86,4 +91,35 @@ func (d *ISCDhcpd) Proc() *Proc { return d.proc }
 func (d *ISCDhcpd) Leases() (string, error) {
 	b, err := os.ReadFile(d.LeasePath)
 	return string(b), err
+}
+
+// libfaketimeGlobs are where Debian's libfaketime package (in the
+// multiarch directory) and a build from source put the preload library.
+var libfaketimeGlobs = []string{
+	"/usr/lib/*/faketime/libfaketime.so.1",
+	"/usr/lib/faketime/libfaketime.so.1",
+	"/usr/local/lib/faketime/libfaketime.so.1",
+}
+
+// FakeClockEnv is the environment that makes a C program such as dhcpd
+// see a wall clock offset from the real one (positive: ahead), through
+// libfaketime's LD_PRELOAD. Network namespaces share the one real clock,
+// so this is how a test gives the partners of a pair different clocks.
+// The monotonic clock is left alone, so timers still run at the real
+// pace. It fails when libfaketime is not installed (scripts/setup.sh
+// installs it).
+func FakeClockEnv(offset time.Duration) ([]string, error) {
+	if offset%time.Second != 0 {
+		return nil, fmt.Errorf("lab: clock offset %v is not whole seconds", offset)
+	}
+	for _, g := range libfaketimeGlobs {
+		if ps, _ := filepath.Glob(g); len(ps) > 0 {
+			return []string{
+				"LD_PRELOAD=" + ps[0],
+				fmt.Sprintf("FAKETIME=%+d", int64(offset/time.Second)),
+				"FAKETIME_DONT_FAKE_MONOTONIC=1",
+			}, nil
+		}
+	}
+	return nil, errors.New("lab: libfaketime not found (scripts/setup.sh installs it)")
 }
