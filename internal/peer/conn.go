@@ -9,15 +9,13 @@ import (
 	"net/netip"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/tandemdhcp/tandem/internal/failover/wire"
 )
 
 // conn is one established link: a reader goroutine (serve) that delivers
-// messages and a writer goroutine that drains the send queue and sends the
-// keepalives.
+// messages and a writer goroutine that drains the send queue.
 type conn struct {
 	id      ConnID
 	nc      net.Conn
@@ -25,11 +23,7 @@ type conn struct {
 	remote  netip.AddrPort
 	inbound bool
 
-	queue        chan []byte // encoded messages from Send
-	timerChanged chan struct{}
-	// peerReceiveTimer is the peer's max-response-delay (a Duration); the
-	// keepalive interval is a third of it (fw §6).
-	peerReceiveTimer atomic.Int64
+	queue chan []byte // encoded messages from Send
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by closeWith
@@ -41,19 +35,16 @@ type conn struct {
 }
 
 func newConn(id ConnID, nc net.Conn, local, remote netip.AddrPort, inbound bool, cfg Config) *conn {
-	c := &conn{
-		id:           id,
-		nc:           nc,
-		local:        local,
-		remote:       remote,
-		inbound:      inbound,
-		queue:        make(chan []byte, cfg.SendQueue),
-		timerChanged: make(chan struct{}, 1),
-		done:         make(chan struct{}),
-		gone:         make(chan struct{}),
+	return &conn{
+		id:      id,
+		nc:      nc,
+		local:   local,
+		remote:  remote,
+		inbound: inbound,
+		queue:   make(chan []byte, cfg.SendQueue),
+		done:    make(chan struct{}),
+		gone:    make(chan struct{}),
 	}
-	c.peerReceiveTimer.Store(int64(cfg.MaxResponseDelay))
-	return c
 }
 
 // closeWith ends the connection for cause. Only the first call counts; it
@@ -76,17 +67,6 @@ func (c *conn) closed() bool {
 	default:
 		return false
 	}
-}
-
-// keepaliveInterval is a third of the peer's receive-timer. ISC computes
-// it in whole seconds (failover.c:4335-4351, fw §6); sub-second values only
-// occur in tests.
-func (c *conn) keepaliveInterval() time.Duration {
-	k := time.Duration(c.peerReceiveTimer.Load()) / 3
-	if k >= time.Second {
-		k = k.Truncate(time.Second)
-	}
-	return max(k, time.Millisecond)
 }
 
 // serve runs the connection from Up to Down.
@@ -177,75 +157,46 @@ func (l *Link) readFailed(c *conn, err error) {
 	}
 }
 
-// writeLoop writes queued messages and sends a CONTACT after a third of the
-// peer's receive-timer without writing anything (fw §6).
+// writeLoop writes queued messages until the connection ends. It sends
+// nothing of its own: CONTACT keepalives are the state machine's, so that
+// they take their xids from the link's one counter (fw §1, §6).
 func (l *Link) writeLoop(c *conn) {
 	w := bufio.NewWriterSize(c.nc, 4096)
-	// Armed by the first write, as ISC arms it in dhcp_failover_put_message:
-	// no keepalive before the caller has said anything.
-	keepalive := time.NewTimer(time.Hour)
-	keepalive.Stop()
-	defer keepalive.Stop()
-	var (
-		armed     bool
-		lastWrite time.Time
-	)
-	write := func(b []byte) bool {
-		now := time.Now()
-		if binary.BigEndian.Uint32(b[4:8]) == 0 {
-			binary.BigEndian.PutUint32(b[4:8], uint32(now.Unix()))
-		}
-		// A peer that stops reading for as long as it may stay silent is
-		// treated like a silent one.
-		err := c.nc.SetWriteDeadline(now.Add(l.cfg.MaxResponseDelay))
-		if err == nil {
-			_, err = w.Write(b)
-		}
-		if err == nil && len(c.queue) == 0 {
-			err = w.Flush()
-		}
-		if err != nil {
-			if c.closeWith(CauseWriteError, err) {
-				l.log.Warn("failover peer "+l.cfg.Name+": write failed; closing the link",
-					"conn", c.id, "remote", c.remote, "err", err)
-			}
-			return false
-		}
-		l.m.messageSent(wire.MessageType(b[2]), len(b))
-		lastWrite, armed = now, true
-		keepalive.Reset(c.keepaliveInterval())
-		return true
-	}
 	for {
 		select {
 		case <-c.done:
 			return
 		case b := <-c.queue:
-			if !write(b) {
+			if !l.write(c, w, b) {
 				return
-			}
-		case <-keepalive.C:
-			armed = false
-			contact := wire.Message{Type: wire.MsgContact, XID: l.contactXID()}
-			b, err := contact.MarshalBinary()
-			if err != nil {
-				c.closeWith(CauseWriteError, err) // a bare header always encodes
-				return
-			}
-			if !write(b) {
-				return
-			}
-		case <-c.timerChanged:
-			if armed {
-				keepalive.Reset(time.Until(lastWrite.Add(c.keepaliveInterval())))
 			}
 		}
 	}
 }
 
-func (l *Link) contactXID() uint32 {
-	if l.cfg.NextXID != nil {
-		return l.cfg.NextXID()
+// write stamps and writes one encoded message, flushing when nothing else
+// waits; it closes the connection and reports false if the write fails.
+func (l *Link) write(c *conn, w *bufio.Writer, b []byte) bool {
+	now := time.Now()
+	if binary.BigEndian.Uint32(b[4:8]) == 0 {
+		binary.BigEndian.PutUint32(b[4:8], uint32(now.Unix()))
 	}
-	return l.xid.Add(1) - 1
+	// A peer that stops reading for as long as it may stay silent is
+	// treated like a silent one.
+	err := c.nc.SetWriteDeadline(now.Add(l.cfg.MaxResponseDelay))
+	if err == nil {
+		_, err = w.Write(b)
+	}
+	if err == nil && len(c.queue) == 0 {
+		err = w.Flush()
+	}
+	if err != nil {
+		if c.closeWith(CauseWriteError, err) {
+			l.log.Warn("failover peer "+l.cfg.Name+": write failed; closing the link",
+				"conn", c.id, "remote", c.remote, "err", err)
+		}
+		return false
+	}
+	l.m.messageSent(wire.MessageType(b[2]), len(b))
+	return true
 }

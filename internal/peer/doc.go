@@ -1,9 +1,10 @@
 // Package peer is the TCP link between the two servers of a failover pair.
-// It moves failover messages ([wire.Message]) and keeps the link alive; it
-// decides nothing about the protocol. CONNECT/CONNECTACK validation, STATE,
-// binding updates and the rest belong to the failover state machine, which
-// the server loop drives with the [Event]s a [Link] delivers and the
-// messages it hands to [Link.Send].
+// It moves framed failover messages ([wire.Message]) and reports the link
+// going up and down; it decides nothing about the protocol and sends
+// nothing of its own. CONNECT/CONNECTACK, CONTACT keepalives, the receive
+// timeout, STATE, binding updates and the rest belong to the failover state
+// machine, which the server loop drives with the [Event]s a [Link] delivers
+// and the messages it hands to [Link.Send].
 //
 // The behaviour follows ISC dhcpd 4.4, whose facts are collected in
 // shared/reference/failover-wire.md ("fw §x"); draft section numbers are
@@ -49,12 +50,12 @@
 //
 // # Keepalive and receive timeout (fw §6)
 //
-// Every message written re-arms a timer for a third of the peer's
-// receive-timer (learned from its CONNECT or CONNECTACK through
-// [Link.SetPeerReceiveTimer]; until then our own max-response-delay); when
-// it fires the link sends a CONTACT. As in ISC, nothing is sent before the
-// caller's first message, so a server that has not completed its side of
-// the handshake sends no CONTACT. If nothing arrives for our own
+// The link sends no CONTACT: the state machine sends them, every third of
+// the peer's receive-timer without sending. Keepalives are requests with
+// xids from the link's one counter (fw §1), and the state machine is the
+// only one that holds that counter; when the transport kept the link alive
+// too, each side sent more CONTACTs than ISC does, with xids that clashed
+// with the state machine's. If nothing arrives for our own
 // max-response-delay the link is closed with ISC's log line "timeout
 // waiting for failover peer NAME". The receive timer runs only while the
 // link waits on the socket: a server loop slow to take events does not
@@ -63,17 +64,15 @@
 // # Transaction ids and time
 //
 // The caller chooses every xid: requests take the next value of its
-// counter and responses echo the request's (fw §1). Only the CONTACT
-// keepalive is built here, and it takes its xid from Config.NextXID, so
-// that one counter serves the whole link. The link stamps the header's
-// time with the clock at the moment the message is written, unless the
-// caller set a time of its own.
+// counter and responses echo the request's (fw §1). The link stamps the
+// header's time with the clock at the moment the message is written,
+// unless the caller set a time of its own.
 //
 // # Connection identity
 //
-// Every link gets a fresh [ConnID], carried by all its events. Send,
-// Close and SetPeerReceiveTimer name the connection they mean, and do
-// nothing to any other: a BNDACK or CONNECTACK meant for a link that has
-// just dropped must not leak onto its successor before the state machine
-// has seen that successor come up and handshaken on it.
+// Every link gets a fresh [ConnID], carried by all its events. Send and
+// Close name the connection they mean, and do nothing to any other: a
+// BNDACK or CONNECTACK meant for a link that has just dropped must not
+// leak onto its successor before the state machine has seen that successor
+// come up and handshaken on it.
 package peer

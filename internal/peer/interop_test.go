@@ -17,7 +17,8 @@ import (
 
 // The relationship of the interop test. ISC's max-response-delay of 4 s
 // makes it drop a link that is silent for 4 s; ours of 3 s makes it send
-// CONTACT every second (fw §6).
+// CONTACT every second (fw §6). The Link sends no CONTACT of its own; the
+// tests play the state machine and send them (keepAlive).
 const (
 	interopName = "tandem-interop"
 	iscMRD      = 4
@@ -91,6 +92,31 @@ func inNamespace(cfg Config, h *lab.Host) Config {
 	return cfg
 }
 
+// keepAlive plays the state machine's part in fw §6: it sends CONTACT on
+// conn every third of the peer's receive-timer, with xids from the test's
+// counter, until the connection is gone or the test ends.
+func keepAlive(t *testing.T, l *Link, conn ConnID, peerReceiveTimer uint32, nextXID func() uint32) {
+	every := time.Duration(max(peerReceiveTimer/3, 1)) * time.Second
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			if err := l.Send(conn, &wire.Message{Type: wire.MsgContact, XID: nextXID()}); err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+}
+
 // TestInteropISCSecondary runs a Link as the primary (198.18.0.1, lab
 // host srv1) against a real ISC dhcpd 4.4 secondary (srv2) in network
 // namespaces: a hand-built CONNECT gets CONNECTACK and STATE back over the
@@ -101,7 +127,7 @@ func TestInteropISCSecondary(t *testing.T) {
 	isc := lab.NewISCDhcpd(secondary, iscSecondaryConf)
 	proc := isc.Start()
 
-	var xid atomic.Uint32 // the primary's xid counter, shared with CONTACT (fw §1)
+	var xid atomic.Uint32 // the primary's xid counter, CONTACT's too (fw §1)
 	nextXID := func() uint32 { return xid.Add(1) - 1 }
 	a := start(t, inNamespace(Config{
 		Name:             interopName,
@@ -110,7 +136,6 @@ func TestInteropISCSecondary(t *testing.T) {
 		MaxResponseDelay: ourMRD * time.Second,
 		RedialInterval:   200 * time.Millisecond,
 		RedialMax:        time.Second,
-		NextXID:          nextXID,
 	}, primary))
 
 	// handshake sends CONNECT on the link that is up from index from on,
@@ -160,7 +185,7 @@ func TestInteropISCSecondary(t *testing.T) {
 		if rt := ack.ReceiveTimer.Value; rt != iscMRD {
 			t.Errorf("CONNECTACK receive-timer %d, want ISC's max-response-delay %d", rt, iscMRD)
 		}
-		a.SetPeerReceiveTimer(up.Conn, time.Duration(ack.ReceiveTimer.Value)*time.Second)
+		keepAlive(t, a.Link, up.Conn, ack.ReceiveTimer.Value, nextXID)
 		ev, from = a.rec.wait(t, from, 10*time.Second, "STATE", onLink(wire.MsgState))
 		if s, ok := ev.Message.ServerState.Get(); !ok || !s.Valid() {
 			t.Errorf("ISC's STATE carries server-state %v (present %v)", s, ok)
@@ -184,7 +209,8 @@ func TestInteropISCSecondary(t *testing.T) {
 	}
 
 	// Longer than both receive timers: ISC's CONTACTs (every second, a third
-	// of our 3 s) keep our link, ours (a third of its 4 s) keep ISC's.
+	// of our 3 s) keep our link, the test's (a third of its 4 s, sent over
+	// the Link by keepAlive) keep ISC's.
 	time.Sleep(2 * iscMRD * time.Second)
 	contacts := 0
 	for _, ev := range a.rec.snapshot()[from:] {
@@ -269,7 +295,6 @@ func TestInteropISCPrimary(t *testing.T) {
 		// ISC listens only once it runs; keep our failed dials from
 		// racing its own.
 		RedialInterval: time.Minute,
-		NextXID:        nextXID,
 	}, secondary))
 	proc := lab.NewISCDhcpd(primary, iscPrimaryConf).Start()
 
@@ -288,7 +313,7 @@ func TestInteropISCPrimary(t *testing.T) {
 			connect.RelationshipName.Value, connect.MCLT.Value, connect.HBA.Value, connect.ReceiveTimer.Value,
 			interopName, iscMRD)
 	}
-	b.SetPeerReceiveTimer(up.Conn, time.Duration(connect.ReceiveTimer.Value)*time.Second)
+	keepAlive(t, b.Link, up.Conn, connect.ReceiveTimer.Value, nextXID)
 
 	mark := proc.LogSize()
 	ack := &wire.Message{Type: wire.MsgConnectAck, XID: connect.XID,

@@ -54,9 +54,8 @@ type Config struct {
 	PeerAddr string
 	// PeerPort is the port to dial; 0 means 647.
 	PeerPort int
-	// MaxResponseDelay is our own max-response-delay: the receive timeout,
-	// and the keepalive basis until the peer's receive-timer is known.
-	// 0 means 20 s (fw §6).
+	// MaxResponseDelay is our own max-response-delay: the receive
+	// timeout. 0 means 20 s (fw §6).
 	MaxResponseDelay time.Duration
 	// RedialInterval is the wait after a link ends, and after a first failed
 	// dial; 0 means 5 s. RedialMax caps the doubling after further failures;
@@ -68,11 +67,6 @@ type Config struct {
 	// SendQueue is how many messages may wait to be written; a Send that
 	// finds the queue full closes the link. 0 means 1024.
 	SendQueue int
-	// NextXID gives the xid of each CONTACT keepalive; it is called from the
-	// link's writer goroutine, so it must be safe for concurrent use (an
-	// atomic counter shared with the state machine). nil means a counter of
-	// the Link's own, starting at 0.
-	NextXID func() uint32
 
 	// Listen and Dial open the sockets. nil means the standard library's,
 	// with Dial bounded by DialTimeout through ctx. Tests use them to open
@@ -147,14 +141,13 @@ type Event struct {
 }
 
 // Link keeps one TCP link to the failover peer. Create it with New, start
-// it with Run, read Events and Send messages. Send, Close and
-// SetPeerReceiveTimer may be called from any goroutine.
+// it with Run, read Events and Send messages. Send and Close may be called
+// from any goroutine.
 type Link struct {
 	cfg    Config
 	log    *slog.Logger
 	m      *Metrics
 	events chan Event
-	xid    atomic.Uint32 // CONTACT xids when cfg.NextXID is nil
 
 	running atomic.Bool
 	runCtx  context.Context
@@ -334,23 +327,6 @@ func (l *Link) Close(conn ConnID, reason string) {
 	if c.closeWith(CauseClosed, errors.New(reason)) {
 		l.log.Info("failover peer "+l.cfg.Name+": closing the link", "conn", c.id,
 			"remote", c.remote, "reason", reason)
-	}
-}
-
-// SetPeerReceiveTimer records the peer's receive-timer (its
-// max-response-delay, from its CONNECT or CONNECTACK) for connection conn:
-// from now on the link sends CONTACT after a third of d without sending
-// anything (fw §6). A new connection starts again from our own
-// max-response-delay. d <= 0 is ignored.
-func (l *Link) SetPeerReceiveTimer(conn ConnID, d time.Duration) {
-	c := l.conn(conn)
-	if c == nil || d <= 0 {
-		return
-	}
-	c.peerReceiveTimer.Store(int64(d))
-	select {
-	case c.timerChanged <- struct{}{}:
-	default:
 	}
 }
 

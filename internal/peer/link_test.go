@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -334,68 +333,63 @@ func TestMalformedFrameClosesTheLinkOnly(t *testing.T) {
 	}
 }
 
-func TestKeepaliveContact(t *testing.T) {
+// The link sends nothing of its own, CONTACT included, however long it
+// stays idle: keepalives are the state machine's (fw §6), whose xids come
+// from the link's one counter (fw §1).
+func TestSendsNothingOfItsOwn(t *testing.T) {
 	peer := newRawPeer(t)
-	var xid atomic.Uint32
-	xid.Store(100)
 	cfg := testConfig(t, freePort(t, addrA), peer.port)
-	cfg.MaxResponseDelay = 30 * time.Second // own value: a CONTACT every 10 s
-	cfg.NextXID = func() uint32 { return xid.Add(1) - 1 }
+	// ISC would send a CONTACT every 100 ms with this receive-timer.
+	cfg.MaxResponseDelay = 300 * time.Millisecond
+	cfg.RedialInterval = 5 * time.Second // no redial during the test
 	a := start(t, cfg)
 	c := peer.accept(t, 5*time.Second)
 	up, _ := a.rec.wait(t, 0, 5*time.Second, "Up", isKind(EventUp))
-
-	// Nothing is sent before the caller's first message (fw §6).
-	a.SetPeerReceiveTimer(up.Conn, 300*time.Millisecond)
-	c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-	var one [1]byte
-	if n, err := c.Read(one[:]); n != 0 || err == nil {
-		t.Fatalf("the link sent %d bytes (%v) before any message was sent", n, err)
+	expectSilence := func(what string, d time.Duration) {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(d))
+		var one [1]byte
+		if n, err := c.Read(one[:]); n != 0 || err == nil {
+			t.Fatalf("%s: the link sent %d bytes (%v)", what, n, err)
+		}
 	}
+	// The peer keeps talking (for at most 5 s), so that the link has no
+	// reason to drop.
+	contact := encode(t, &wire.Message{Type: wire.MsgContact, XID: 7})
+	stop := make(chan struct{})
+	talked := make(chan struct{})
+	go func() {
+		defer close(talked)
+		for range 100 {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if _, err := c.Write(contact); err != nil {
+				return
+			}
+		}
+	}()
+	defer func() { close(stop); <-talked }()
 
+	expectSilence("before any message", time.Second)
 	state := &wire.Message{Type: wire.MsgState, XID: 1, ServerState: wire.Some(wire.StateNormal),
 		ServerFlags: wire.Some(wire.ServerFlags(0)), STOS: wire.Some(uint32(1))}
 	if err := a.Send(up.Conn, state); err != nil {
 		t.Fatal(err)
 	}
-	sent := time.Now()
 	if m := readMessage(t, c, 5*time.Second); m.Type != wire.MsgState || m.XID != 1 {
 		t.Fatalf("first message %s xid %d, want STATE xid 1", m.Type, m.XID)
 	}
-	for i := range 3 {
-		m := readMessage(t, c, 5*time.Second)
-		if m.Type != wire.MsgContact || m.XID != uint32(100+i) || m.Time == 0 {
-			t.Fatalf("keepalive %d: %s xid %d time %d, want CONTACT xid %d with a time", i, m.Type, m.XID, m.Time, 100+i)
+	expectSilence("after the STATE", time.Second)
+	if v := value(t, a.Metrics().sentBy[wire.MsgContact]); v != 0 {
+		t.Errorf("%v CONTACTs counted as sent, want 0", v)
+	}
+	for _, ev := range a.rec.snapshot() {
+		if ev.Kind == EventDown {
+			t.Errorf("the link dropped although the peer talked: %s", describe([]Event{ev}))
 		}
-		// A keepalive never comes before a third of the peer's timer
-		// without sending (100 ms here; the margin is for the clock).
-		if i == 0 && time.Since(sent) < 90*time.Millisecond {
-			t.Errorf("first CONTACT %v after the STATE, want at least 100ms", time.Since(sent))
-		}
-	}
-	// Counted once written, which may be just after the peer read it.
-	eventually(t, 5*time.Second, "3 CONTACTs counted", func() bool {
-		return value(t, a.Metrics().sentBy[wire.MsgContact]) >= 3
-	})
-}
-
-func TestKeepaliveFollowsALaterPeerReceiveTimer(t *testing.T) {
-	peer := newRawPeer(t)
-	cfg := testConfig(t, freePort(t, addrA), peer.port)
-	cfg.MaxResponseDelay = time.Minute // own value: a CONTACT every 20 s
-	a := start(t, cfg)
-	c := peer.accept(t, 5*time.Second)
-	up, _ := a.rec.wait(t, 0, 5*time.Second, "Up", isKind(EventUp))
-	if err := a.Send(up.Conn, &wire.Message{Type: wire.MsgContact, XID: 9}); err != nil {
-		t.Fatal(err)
-	}
-	if m := readMessage(t, c, 5*time.Second); m.XID != 9 {
-		t.Fatalf("xid %d, want 9", m.XID)
-	}
-	// The timer armed for 20 s is re-armed for the peer's 300 ms / 3.
-	a.SetPeerReceiveTimer(up.Conn, 300*time.Millisecond)
-	if m := readMessage(t, c, 10*time.Second); m.Type != wire.MsgContact || m.XID != 0 {
-		t.Errorf("%s xid %d, want CONTACT with the Link's own first xid 0", m.Type, m.XID)
 	}
 }
 
@@ -582,21 +576,6 @@ func TestBackoff(t *testing.T) {
 	for range 100 {
 		if j := jitter(base); j < base || j >= base+base/5 {
 			t.Fatalf("jitter(%v) = %v, want in [%v, %v)", base, j, base, base+base/5)
-		}
-	}
-}
-
-func TestKeepaliveInterval(t *testing.T) {
-	for _, tc := range []struct{ peer, want time.Duration }{
-		{20 * time.Second, 6 * time.Second}, // ISC's default: 20/3 in whole seconds
-		{10 * time.Second, 3 * time.Second}, // the captures' "about every 3 s"
-		{300 * time.Millisecond, 100 * time.Millisecond},
-		{time.Nanosecond, time.Millisecond},
-	} {
-		c := &conn{}
-		c.peerReceiveTimer.Store(int64(tc.peer))
-		if got := c.keepaliveInterval(); got != tc.want {
-			t.Errorf("peer receive-timer %v: keepalive every %v, want %v", tc.peer, got, tc.want)
 		}
 	}
 }

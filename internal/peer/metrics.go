@@ -57,7 +57,7 @@ func NewMetrics() *Metrics {
 		}, []string{"cause"}),
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tandem_peer_messages_sent_total",
-			Help: "Failover messages written to the peer, by type (CONTACT keepalives included).",
+			Help: "Failover messages written to the peer, by type.",
 		}, []string{"type"}),
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tandem_peer_messages_received_total",
