@@ -109,8 +109,9 @@ func (l *Link) serve(c *conn) {
 func (l *Link) readLoop(c *conn) {
 	r := wire.NewReader(bufio.NewReaderSize(c.nc, 4096))
 	for {
-		// The receive timer runs only while we wait for the peer (fw §6).
-		if err := c.nc.SetReadDeadline(time.Now().Add(l.cfg.MaxResponseDelay)); err != nil {
+		// The backstop runs only while we wait for the peer, so that a
+		// slow server loop does not make a talking peer look silent.
+		if err := c.nc.SetReadDeadline(time.Now().Add(l.cfg.ReceiveTimeout)); err != nil {
 			l.readFailed(c, err)
 			return
 		}
@@ -147,8 +148,12 @@ func (l *Link) readFailed(c *conn, err error) {
 		if c.closeWith(CauseTimeout, err) {
 			l.m.timeouts.Inc()
 			// ISC's wording (failover.c dhcp_failover_timeout, fw §6).
+			// The state machine closes a silent link long before, with
+			// a line of its own: one line per timeout.
 			l.log.Warn("timeout waiting for failover peer "+l.cfg.Name,
-				"conn", c.id, "remote", c.remote, "max_response_delay", l.cfg.MaxResponseDelay)
+				"conn", c.id, "remote", c.remote, "receive_timeout", l.cfg.ReceiveTimeout,
+				"max_response_delay", l.cfg.MaxResponseDelay,
+				"note", "the failover state machine did not close the silent link itself")
 		}
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		c.closeWith(CausePeerClosed, err)

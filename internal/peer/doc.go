@@ -51,15 +51,26 @@
 // # Keepalive and receive timeout (fw §6)
 //
 // The link sends no CONTACT: the state machine sends them, every third of
-// the peer's receive-timer without sending. Keepalives are requests with
-// xids from the link's one counter (fw §1), and the state machine is the
-// only one that holds that counter; when the transport kept the link alive
-// too, each side sent more CONTACTs than ISC does, with xids that clashed
-// with the state machine's. If nothing arrives for our own
-// max-response-delay the link is closed with ISC's log line "timeout
-// waiting for failover peer NAME". The receive timer runs only while the
-// link waits on the socket: a server loop slow to take events does not
-// make a talking peer look silent.
+// the peer's receive-timer without sending, and closes the link when
+// nothing has arrived for its own max-response-delay, logging the timeout.
+// Keepalives are requests with xids from the link's one counter (fw §1),
+// and the state machine is the only one that holds that counter; when the
+// transport kept the link alive too, each side sent more CONTACTs than
+// ISC does, with xids that clashed with the state machine's.
+//
+// The link still closes a connection on which nothing has arrived for
+// Config.ReceiveTimeout, but only as a backstop: were the caller to stop
+// timing the link out, a half-open connection would be kept for ever, as
+// no redial happens while a link exists. It is far beyond
+// max-response-delay (twice it, and at least a minute) so that the state
+// machine gets there first: it works in whole seconds, is ticked once a
+// second and closes the link only after its lease-file write. When the
+// backstop does fire it logs ISC's line "timeout waiting for failover peer
+// NAME" and counts tandem_peer_receive_timeouts_total; a link the state
+// machine timed out ends with cause "closed" after the state machine's own
+// log line, so each timeout is logged once. The backstop runs only while the link waits on
+// the socket: a server loop slow to take events does not make a talking
+// peer look silent.
 //
 // # Transaction ids and time
 //

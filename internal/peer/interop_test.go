@@ -134,8 +134,11 @@ func TestInteropISCSecondary(t *testing.T) {
 		LocalAddr:        primary.IP.String(),
 		PeerAddr:         secondary.IP.String(),
 		MaxResponseDelay: ourMRD * time.Second,
-		RedialInterval:   200 * time.Millisecond,
-		RedialMax:        time.Second,
+		// No state machine times the link out here: the link's own
+		// timeout stands in for it, at our max-response-delay.
+		ReceiveTimeout: ourMRD * time.Second,
+		RedialInterval: 200 * time.Millisecond,
+		RedialMax:      time.Second,
 	}, primary))
 
 	// handshake sends CONNECT on the link that is up from index from on,

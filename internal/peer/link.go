@@ -23,6 +23,12 @@ const (
 	DefaultRedialMax        = 30 * time.Second
 	DefaultDialTimeout      = 10 * time.Second
 	DefaultSendQueue        = 1024
+
+	// MinReceiveTimeout is the least default ReceiveTimeout: past the
+	// state machine's own limits on a silent link (max-response-delay,
+	// and 15 s for the CONNECT handshake), with room for its once-a-second
+	// ticks and for the lease-file write that precedes its close.
+	MinReceiveTimeout = time.Minute
 )
 
 // eventBuffer lets the server loop take a burst of messages in one drain.
@@ -54,9 +60,17 @@ type Config struct {
 	PeerAddr string
 	// PeerPort is the port to dial; 0 means 647.
 	PeerPort int
-	// MaxResponseDelay is our own max-response-delay: the receive
-	// timeout. 0 means 20 s (fw §6).
+	// MaxResponseDelay is our own max-response-delay; a write that stalls
+	// this long closes the link. 0 means 20 s (fw §6).
 	MaxResponseDelay time.Duration
+	// ReceiveTimeout is how long the link waits for anything from the
+	// peer before it closes the link itself. The state machine closes a
+	// silent link after max-response-delay (fw §6) and sends the CONTACTs
+	// that keep the peer's timer from firing; this is only a backstop for
+	// a caller that does not, so that a dead connection is not kept for
+	// ever. 0 means twice MaxResponseDelay, and at least
+	// MinReceiveTimeout.
+	ReceiveTimeout time.Duration
 	// RedialInterval is the wait after a link ends, and after a first failed
 	// dial; 0 means 5 s. RedialMax caps the doubling after further failures;
 	// 0 means 30 s (see the package comment).
@@ -113,7 +127,7 @@ type Cause string
 const (
 	CauseClosed     Cause = "closed"        // Link.Close
 	CausePeerClosed Cause = "peer_closed"   // the peer closed the connection
-	CauseTimeout    Cause = "timeout"       // nothing received for max-response-delay
+	CauseTimeout    Cause = "timeout"       // nothing received for ReceiveTimeout
 	CauseMalformed  Cause = "malformed"     // a bad length or an undecodable message
 	CauseReadError  Cause = "read_error"    // the connection failed while reading
 	CauseWriteError Cause = "write_error"   // the connection failed (or stalled) while writing
@@ -175,6 +189,9 @@ func New(cfg Config) *Link {
 	}
 	if cfg.MaxResponseDelay <= 0 {
 		cfg.MaxResponseDelay = DefaultMaxResponseDelay
+	}
+	if cfg.ReceiveTimeout <= 0 {
+		cfg.ReceiveTimeout = max(2*cfg.MaxResponseDelay, MinReceiveTimeout)
 	}
 	if cfg.RedialInterval <= 0 {
 		cfg.RedialInterval = DefaultRedialInterval

@@ -393,10 +393,50 @@ func TestSendsNothingOfItsOwn(t *testing.T) {
 	}
 }
 
+// The link's own receive timeout is a backstop well beyond
+// max-response-delay: the state machine closes a silent link first.
+func TestReceiveTimeoutDefaultsWellBeyondMaxResponseDelay(t *testing.T) {
+	for _, tc := range []struct{ mrd, set, want time.Duration }{
+		{0, 0, MinReceiveTimeout},                   // ISC's default 20 s
+		{5 * time.Second, 0, MinReceiveTimeout},     // the e2e pairs' value
+		{45 * time.Second, 0, 90 * time.Second},     // twice a long one
+		{5 * time.Second, time.Second, time.Second}, // set by the caller
+	} {
+		l := New(Config{Name: "x", PeerAddr: "127.0.0.2", MaxResponseDelay: tc.mrd, ReceiveTimeout: tc.set})
+		if got := l.cfg.ReceiveTimeout; got != tc.want {
+			t.Errorf("max-response-delay %v, ReceiveTimeout %v: receive timeout %v, want %v", tc.mrd, tc.set, got, tc.want)
+		}
+	}
+
+	peer := newRawPeer(t)
+	cfg := testConfig(t, freePort(t, addrA), peer.port)
+	cfg.MaxResponseDelay = 200 * time.Millisecond
+	cfg.RedialInterval = 5 * time.Second
+	a := start(t, cfg)
+	c := peer.accept(t, 5*time.Second) // and says nothing
+	a.rec.wait(t, 0, 5*time.Second, "Up", isKind(EventUp))
+	// Silent for five times max-response-delay: still up.
+	time.Sleep(time.Second)
+	for _, ev := range a.rec.snapshot() {
+		if ev.Kind == EventDown {
+			t.Fatalf("the link itself timed out a peer silent for 1 s: %s", describe([]Event{ev}))
+		}
+	}
+	c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	var one [1]byte
+	var ne net.Error
+	if n, err := c.Read(one[:]); n != 0 || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("connection: read %d bytes, %v; want it open and quiet", n, err)
+	}
+	if v := value(t, a.Metrics().timeouts); v != 0 {
+		t.Errorf("receive timeouts = %v, want 0", v)
+	}
+}
+
 func TestReceiveTimeoutClosesASilentLink(t *testing.T) {
 	peer := newRawPeer(t)
 	cfg := testConfig(t, freePort(t, addrA), peer.port)
-	cfg.MaxResponseDelay = 300 * time.Millisecond
+	cfg.ReceiveTimeout = 300 * time.Millisecond
 	cfg.RedialInterval = 5 * time.Second // no redial during the test
 	a := start(t, cfg)
 	c := peer.accept(t, 5*time.Second) // and says nothing
@@ -417,7 +457,7 @@ func TestReceiveTimeoutClosesASilentLink(t *testing.T) {
 func TestReceiveTimerResetByEachMessage(t *testing.T) {
 	peer := newRawPeer(t)
 	cfg := testConfig(t, freePort(t, addrA), peer.port)
-	cfg.MaxResponseDelay = 1 * time.Second
+	cfg.ReceiveTimeout = 1 * time.Second
 	a := start(t, cfg)
 	c := peer.accept(t, 5*time.Second)
 	up, _ := a.rec.wait(t, 0, 5*time.Second, "Up", isKind(EventUp))

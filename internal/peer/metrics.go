@@ -77,7 +77,7 @@ func NewMetrics() *Metrics {
 		}),
 		timeouts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tandem_peer_receive_timeouts_total",
-			Help: "Links closed because the peer sent nothing for max-response-delay.",
+			Help: "Links the transport closed because the peer sent nothing for its receive timeout, a backstop well beyond max-response-delay. The failover state machine closes a silent link first (see tandem_peer_disconnects_total{cause=\"closed\"}); a count here means it did not.",
 		}),
 	}
 	for t := range m.sentBy {
