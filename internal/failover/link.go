@@ -90,7 +90,11 @@ func (n *Node) linkTimers(now int64) {
 	// ISC closes the link, without DISCONNECT, when nothing arrived for
 	// its own max-response-delay (fw §6, §14 item 11).
 	if now >= n.link.lastRecv+int64(n.cfg.MaxResponseDelay) {
-		n.closeLink(now, "timeout waiting for failover peer")
+		// ISC's line, word for word (failover.c dhcp_failover_timeout).
+		n.logf(slog.LevelError, "timeout waiting for failover peer %s", n.name)
+		n.counts.ReceiveTimeouts++
+		n.rd.CloseLink = &CloseLink{Reason: "timeout"}
+		n.linkLost(now, "timeout")
 		return
 	}
 	if now >= n.link.lastSend+n.contactInterval() {

@@ -26,6 +26,7 @@ type Collector struct {
 	unacked      *prometheus.Desc
 	sent         *prometheus.Desc
 	received     *prometheus.Desc
+	timeouts     *prometheus.Desc
 	usableAt     *prometheus.Desc
 	poolLeases   *prometheus.Desc
 	poolLTS      *prometheus.Desc
@@ -50,6 +51,8 @@ func NewCollector() *Collector {
 			"Failover messages sent, by type.", []string{"peer", "type"}, nil),
 		received: prometheus.NewDesc("tandem_failover_messages_received_total",
 			"Failover messages received, by type.", []string{"peer", "type"}, nil),
+		timeouts: prometheus.NewDesc("tandem_failover_receive_timeouts_total",
+			"Connections to the partner closed because nothing arrived for max-response-delay.", peer, nil),
 		usableAt: prometheus.NewDesc("tandem_failover_partner_pool_usable_at_seconds",
 			"In partner-down: Unix time from which the partner's free leases may be used (STOS+MCLT).", peer, nil),
 		poolLeases: prometheus.NewDesc("tandem_failover_pool_leases",
@@ -69,7 +72,7 @@ func (c *Collector) Observe(st Status) {
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.localState, c.partnerState, c.communicate, c.queued, c.unacked,
-		c.sent, c.received, c.usableAt, c.poolLeases, c.poolLTS} {
+		c.sent, c.received, c.timeouts, c.usableAt, c.poolLeases, c.poolLTS} {
 		ch <- d
 	}
 }
@@ -97,6 +100,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.communicate, comm, name)
 		gauge(c.queued, float64(st.UpdatesQueued), name)
 		gauge(c.unacked, float64(st.UpdatesUnacked), name)
+		ch <- prometheus.MustNewConstMetric(c.timeouts, prometheus.CounterValue, float64(st.Messages.ReceiveTimeouts), name)
 		if st.PartnerPoolUsableAt != 0 {
 			gauge(c.usableAt, float64(st.PartnerPoolUsableAt), name)
 		}

@@ -22,6 +22,9 @@ func msgIndex(t wire.MessageType) int {
 // Counters count messages by type (index = wire.MessageType; 0 = others).
 type Counters struct {
 	Sent, Received [numMsgTypes]uint64
+	// ReceiveTimeouts counts links closed because nothing arrived for
+	// max-response-delay (fw §6).
+	ReceiveTimeouts uint64
 }
 
 // PoolBalance is one pool's FREE/BACKUP split as balancing sees it (fw §9).
