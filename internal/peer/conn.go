@@ -24,6 +24,10 @@ type conn struct {
 	inbound bool
 
 	queue chan []byte // encoded messages from Send
+	// closeReq asks the writer to write what is queued, then close: the
+	// CONNECTACK with a reject reason or the DISCONNECT queued just before
+	// Link.Close is how the peer learns, and logs, why (fw §5).
+	closeReq chan error
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by closeWith
@@ -36,14 +40,15 @@ type conn struct {
 
 func newConn(id ConnID, nc net.Conn, local, remote netip.AddrPort, inbound bool, cfg Config) *conn {
 	return &conn{
-		id:      id,
-		nc:      nc,
-		local:   local,
-		remote:  remote,
-		inbound: inbound,
-		queue:   make(chan []byte, cfg.SendQueue),
-		done:    make(chan struct{}),
-		gone:    make(chan struct{}),
+		id:       id,
+		nc:       nc,
+		local:    local,
+		remote:   remote,
+		inbound:  inbound,
+		queue:    make(chan []byte, cfg.SendQueue),
+		closeReq: make(chan error, 1),
+		done:     make(chan struct{}),
+		gone:     make(chan struct{}),
 	}
 }
 
@@ -175,6 +180,16 @@ func (l *Link) writeLoop(c *conn) {
 			if !l.write(c, w, b) {
 				return
 			}
+		case err := <-c.closeReq:
+			// Send already queued everything that precedes the Close
+			// (one caller, in order); write that, then close.
+			for len(c.queue) > 0 {
+				if !l.write(c, w, <-c.queue) {
+					return
+				}
+			}
+			c.closeWith(CauseClosed, err)
+			return
 		}
 	}
 }

@@ -341,9 +341,14 @@ func (l *Link) Close(conn ConnID, reason string) {
 	if c == nil {
 		return
 	}
-	if c.closeWith(CauseClosed, errors.New(reason)) {
+	if c.closed() {
+		return
+	}
+	select {
+	case c.closeReq <- errors.New(reason):
 		l.log.Info("failover peer "+l.cfg.Name+": closing the link", "conn", c.id,
 			"remote", c.remote, "reason", reason)
+	default: // already asked
 	}
 }
 

@@ -655,3 +655,26 @@ func TestFailedDialsBackOff(t *testing.T) {
 		t.Errorf("%d warnings for %v identical failures, want 1", w, n)
 	}
 }
+
+// A CONNECTACK carrying a reject reason, or a DISCONNECT, is queued just
+// before the Close that follows it; the peer must still receive it, since
+// it is the only way the peer learns (and logs) why (fw §5).
+func TestCloseSendsWhatWasQueuedFirst(t *testing.T) {
+	a, b, upA, upB := startPair(t, nil)
+	for i := range 3 {
+		if err := a.Send(upA.Conn, bndupd(uint32(10+i), "198.18.0.10")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Close(upA.Conn, "CONNECT refused: time mismatch")
+	got := messagesOn(t, b, upB.Conn, 3)
+	for i, m := range got {
+		if m.XID != uint32(10+i) {
+			t.Errorf("message %d: xid %d, want %d", i, m.XID, 10+i)
+		}
+	}
+	down, _ := a.rec.wait(t, 0, 5*time.Second, "A's Down", isKind(EventDown))
+	if down.Cause != CauseClosed {
+		t.Errorf("A's Down: cause %s, want closed", down.Cause)
+	}
+}
