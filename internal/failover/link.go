@@ -72,6 +72,14 @@ func (n *Node) closeLink(now int64, reason string) {
 		return
 	}
 	n.logf(slog.LevelError, "failover peer %s: closing the link: %s", n.name, reason)
+	n.dropLink(now, reason)
+}
+
+// dropLink is closeLink after a line that already said why.
+func (n *Node) dropLink(now int64, reason string) {
+	if !n.link.up {
+		return
+	}
 	n.rd.CloseLink = &CloseLink{Reason: reason}
 	n.linkLost(now, reason)
 }
@@ -147,14 +155,22 @@ func (n *Node) sendState(now int64) {
 	})
 }
 
-// skew reports whether the partner's clock, as stamped in m, is within
-// MaxClockSkew of ours.
-func skewOK(now int64, m *wire.Message) (int64, bool) {
-	d := now - int64(m.Time)
-	if d < 0 {
-		d = -d
+// skewOK reports whether the partner's clock, as stamped in m, is within
+// MaxClockSkew of ours, and describes the difference for the log.
+func skewOK(now int64, m *wire.Message) (string, bool) {
+	d := int64(m.Time) - now
+	return skewText(d), max(d, -d) <= MaxClockSkew
+}
+
+// skewText describes a partner clock d seconds ahead of ours.
+func skewText(d int64) string {
+	switch {
+	case d > 0:
+		return fmt.Sprintf("the partner's clock is %d s ahead of ours", d)
+	case d < 0:
+		return fmt.Sprintf("the partner's clock is %d s behind ours", -d)
 	}
-	return d, d <= MaxClockSkew
+	return "the partner's clock agrees with ours"
 }
 
 // receive dispatches one message from the partner.
@@ -226,7 +242,7 @@ func (n *Node) receiveConnect(now int64, m *wire.Message) {
 	}
 	if d, ok := skewOK(now, m); !ok {
 		n.rejectConnect(now, m, wire.RejectTimeMismatch,
-			fmt.Sprintf("the partner's clock is %d s away from ours; failover needs them within %d s: synchronise the clocks (NTP)", d, MaxClockSkew))
+			fmt.Sprintf("%s; failover needs them within %d s: synchronise the clocks (NTP)", d, MaxClockSkew))
 		return
 	}
 	hba, ok := m.HBA.Get()
@@ -278,7 +294,7 @@ func (n *Node) rejectConnect(now int64, m *wire.Message, r wire.RejectReason, te
 		RejectReason:     wire.Some(r),
 		MessageText:      wire.Some(text),
 	})
-	n.closeLink(now, fmt.Sprintf("CONNECT refused: %s", text))
+	n.dropLink(now, fmt.Sprintf("CONNECT refused: %s", text))
 }
 
 // receiveConnectAck is the primary's side of the handshake (fw §5).
@@ -297,8 +313,14 @@ func (n *Node) receiveConnectAck(now int64, m *wire.Message) {
 		if t, ok := m.MessageText.Get(); ok {
 			text += ": " + t
 		}
+		if r == wire.RejectTimeMismatch {
+			// ISC says only "time offset too large"; its CONNECTACK's
+			// time tells by how much.
+			text += fmt.Sprintf(" (%s; failover needs them within %d s: synchronise the clocks (NTP))",
+				skewText(int64(m.Time)-now), MaxClockSkew)
+		}
 		n.logf(slog.LevelError, "Failover CONNECT to %s rejected: %s", n.name, text)
-		n.closeLink(now, "CONNECT rejected: "+text)
+		n.dropLink(now, "CONNECT rejected: "+text)
 		return
 	}
 	if name != n.name {
@@ -307,7 +329,7 @@ func (n *Node) receiveConnectAck(now int64, m *wire.Message) {
 	}
 	if d, ok := skewOK(now, m); !ok {
 		n.disconnect(now, wire.RejectTimeMismatch,
-			fmt.Sprintf("time offset too large: the partner's clock is %d s away from ours, more than %d s: synchronise the clocks (NTP)", d, MaxClockSkew))
+			fmt.Sprintf("time offset too large: %s, more than %d s: synchronise the clocks (NTP)", d, MaxClockSkew))
 		return
 	}
 	n.link.established = true
@@ -334,13 +356,13 @@ func (n *Node) disconnect(now int64, r wire.RejectReason, text string) {
 		RejectReason: wire.Some(r),
 		MessageText:  wire.Some(text),
 	})
-	n.closeLink(now, text)
+	n.dropLink(now, text)
 }
 
 func (n *Node) receiveDisconnect(now int64, m *wire.Message) {
 	r := m.RejectReason.Or(wire.RejectUnknown)
 	n.logf(slog.LevelError, "Failover DISCONNECT from %s: %s", n.name, m.MessageText.Or(r.String()))
-	n.closeLink(now, "partner sent DISCONNECT: "+r.String())
+	n.dropLink(now, "partner sent DISCONNECT: "+r.String())
 }
 
 // receiveState is ISC's dhcp_failover_peer_state_changed (fw §12.2).
