@@ -47,7 +47,14 @@ func status(args []string) error {
 		}
 		fmt.Printf("failover peer %q (%s, %s, mclt %ds)\n", p.Name, p.Role, link, p.MCLT)
 		fmt.Printf("  my state       %-28s since %s\n", p.LocalState, p.LocalSince.Format(time.RFC3339))
-		fmt.Printf("  partner state  %-28s since %s\n", p.PartnerState, p.PartnerSince.Format(time.RFC3339))
+		since := "never heard from"
+		if !p.PartnerSince.IsZero() {
+			since = "since " + p.PartnerSince.Format(time.RFC3339)
+		}
+		fmt.Printf("  partner state  %-28s %s\n", p.PartnerState, since)
+		if !p.Connected && p.LinkLost != "" && p.LinkLostAt != nil {
+			fmt.Printf("  link lost      %s: %s\n", p.LinkLostAt.Format(time.RFC3339), p.LinkLost)
+		}
 		fmt.Printf("  updates pending %d, unacked %d\n", p.PendingUpdates, p.UnackedUpdates)
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)

@@ -34,16 +34,20 @@ type Status struct {
 
 // PeerStatus is one failover relationship.
 type PeerStatus struct {
-	Name           string    `json:"name"`
-	Role           string    `json:"role"`
-	LocalState     string    `json:"local_state"`
-	LocalSince     time.Time `json:"local_since"`
-	PartnerState   string    `json:"partner_state"`
-	PartnerSince   time.Time `json:"partner_since"`
-	Connected      bool      `json:"connected"`
-	MCLT           uint32    `json:"mclt"`
-	PendingUpdates int       `json:"pending_updates"`
-	UnackedUpdates int       `json:"unacked_updates"`
+	Name         string    `json:"name"`
+	Role         string    `json:"role"`
+	LocalState   string    `json:"local_state"`
+	LocalSince   time.Time `json:"local_since"`
+	PartnerState string    `json:"partner_state"`
+	PartnerSince time.Time `json:"partner_since"`
+	Connected    bool      `json:"connected"`
+	// LinkLost is why the last connection to the partner ended, and
+	// LinkLostAt when (absent while none has).
+	LinkLost       string     `json:"link_lost,omitempty"`
+	LinkLostAt     *time.Time `json:"link_lost_at,omitempty"`
+	MCLT           uint32     `json:"mclt"`
+	PendingUpdates int        `json:"pending_updates"`
+	UnackedUpdates int        `json:"unacked_updates"`
 }
 
 // PoolStatus counts a pool's leases by binding state.

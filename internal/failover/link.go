@@ -41,6 +41,7 @@ func (n *Node) linkUp(now int64) {
 func (n *Node) linkLost(now int64, reason string) {
 	established := n.link.established
 	n.link = link{}
+	n.lostReason, n.lostAt = reason, now
 	n.logf(slog.LevelInfo, "failover peer %s: disconnected (%s)", n.name, reason)
 	// Whatever was in flight went down with the connection: send it again
 	// on the next link (ISC rescinds only on some state changes, fw §4.5;

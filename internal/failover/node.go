@@ -125,6 +125,9 @@ type Node struct {
 	rd      Ready
 	changed map[uint32]bool // leases already in rd.Leases
 	counts  Counters
+	// lostReason and lostAt: why and when the last link ended (Status).
+	lostReason string
+	lostAt     int64
 }
 
 // link is the state of the TCP connection to the partner, as far as the

@@ -51,6 +51,10 @@ type Status struct {
 	MCLT          uint32
 	Linked        bool // a connection exists
 	Communicating bool // the partner's STATE arrived on it
+	// LinkLost is why the last connection ended and LinkLostAt when; ""
+	// and 0 while none has.
+	LinkLost   string
+	LinkLostAt int64
 	// UpdatesQueued are binding updates not yet sent; UpdatesUnacked are
 	// sent and not yet acknowledged.
 	UpdatesQueued  int
@@ -74,6 +78,8 @@ func (n *Node) Status() Status {
 		MCLT:           n.mclt,
 		Linked:         n.link.up,
 		Communicating:  n.link.communicating,
+		LinkLost:       n.lostReason,
+		LinkLostAt:     n.lostAt,
 		UpdatesQueued:  n.updates.Len(),
 		UpdatesUnacked: n.acks.Len(),
 		Messages:       n.counts,

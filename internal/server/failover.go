@@ -271,7 +271,7 @@ func (s *Server) failoverStatus() []control.PeerStatus {
 	var out []control.PeerStatus
 	for _, r := range s.rels {
 		st := r.node.Status()
-		out = append(out, control.PeerStatus{
+		ps := control.PeerStatus{
 			Name:           st.Name,
 			Role:           st.Role.String(),
 			LocalState:     st.State.String(),
@@ -282,7 +282,16 @@ func (s *Server) failoverStatus() []control.PeerStatus {
 			MCLT:           st.MCLT,
 			PendingUpdates: st.UpdatesQueued,
 			UnackedUpdates: st.UpdatesUnacked,
-		})
+			LinkLost:       st.LinkLost,
+		}
+		if st.LinkLostAt != 0 {
+			t := time.Unix(st.LinkLostAt, 0).UTC()
+			ps.LinkLostAt = &t
+		}
+		if st.PartnerSTOS == 0 {
+			ps.PartnerSince = time.Time{} // never heard from
+		}
+		out = append(out, ps)
 	}
 	return out
 }
