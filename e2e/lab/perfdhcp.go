@@ -76,8 +76,10 @@ type ExchangeStats struct {
 	DropsRatio     float64
 	Orphans        int
 	RejectedLeases int
-	// NonUniqueAddresses counts addresses perfdhcp saw handed to more than
-	// one of its clients.
+	// NonUniqueAddresses is perfdhcp's "non unique addresses". perfdhcp
+	// counts them only when run with -u (in Extra), and then also counts a
+	// client that drew the same MAC again and got its own address back: it
+	// is no evidence either way of an address leased twice. Acks is.
 	NonUniqueAddresses                   int
 	MinDelay, AvgDelay, MaxDelay, StdDev time.Duration
 }
