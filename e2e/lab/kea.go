@@ -2,6 +2,7 @@ package lab
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -16,6 +17,9 @@ type Kea struct {
 	LeasePath string
 	// ReadyTimeout bounds Start's wait for DHCP4_STARTED.
 	ReadyTimeout time.Duration
+	// Prefix is a wrapper that execs kea-dhcp4 in place, such as
+	// "nice -n -10"; the PID stays kea-dhcp4's.
+	Prefix []string
 
 	proc *Proc
 }
@@ -89,19 +93,33 @@ func (k *Kea) Env() []string {
 func (k *Kea) Start() *Proc {
 	tb := k.Host.lab.tb
 	tb.Helper()
+	p, err := k.TryStart()
+	if err != nil {
+		tb.Fatalf("lab: %v", err)
+	}
+	return p
+}
+
+// TryStart is Start returning the failure instead; the process, if it
+// was started, is returned either way.
+func (k *Kea) TryStart() (*Proc, error) {
 	if k.proc != nil && !k.proc.Exited() {
-		tb.Fatalf("lab: kea-dhcp4 on %s is already running (pid %d)", k.Host.Name, k.proc.PID)
+		return nil, fmt.Errorf("kea-dhcp4 on %s is already running (pid %d)", k.Host.Name, k.proc.PID)
 	}
 	pids, _ := filepath.Glob(filepath.Join(k.Dir, "*.pid"))
 	for _, p := range pids {
 		_ = os.Remove(p)
 	}
-	p := k.Host.StartEnv("kea-dhcp4", k.Env(), k.Argv()...)
+	argv := append(append([]string{}, k.Prefix...), k.Argv()...)
+	p, err := k.Host.start("kea-dhcp4", k.Env(), argv)
+	if err != nil {
+		return nil, fmt.Errorf("starting kea-dhcp4 on %s: %w", k.Host.Name, err)
+	}
 	k.proc = p
 	if _, err := p.AwaitLog(0, `DHCP4_STARTED`, k.ReadyTimeout); err != nil {
-		tb.Fatalf("lab: kea-dhcp4 on %s did not start: %v", k.Host.Name, err)
+		return p, fmt.Errorf("kea-dhcp4 on %s did not start: %w", k.Host.Name, err)
 	}
-	return p
+	return p, nil
 }
 
 // Proc is the current (or last) kea-dhcp4 process; nil before Start.
