@@ -153,8 +153,7 @@ func TestBestRateAndSkip(t *testing.T) {
 func TestPrintTable(t *testing.T) {
 	tandem := step("tandem", 1000, 1000, 0, 0)
 	tandem.Res.DiscoverOffer.AvgDelay = 300 * time.Microsecond
-	tandem.Before = &tandemSnapshot{Syncs: 1, ACKs: 0}
-	tandem.After = &tandemSnapshot{Syncs: 101, ACKs: 2000}
+	tandem.Members = []memberResult{{Host: "srv1", Before: &tandemSnapshot{Syncs: 1, ACKs: 0}, After: &tandemSnapshot{Syncs: 101, ACKs: 2000}}}
 	tandem.PerfCPU = 95
 	rows := []*stepResult{
 		tandem,
@@ -164,7 +163,7 @@ func TestPrintTable(t *testing.T) {
 	var b strings.Builder
 	printTable(&b, rows, tableSpec{
 		rates: []int{1000, 2000}, servers: []string{"tandem", "isc-dhcpd", "kea-mt2"},
-		isc: "isc-dhcpd", kea: "kea-mt2", maxDrop: 1, skipped: map[string]int{"isc-dhcpd": 1000},
+		tandem: "tandem", isc: "isc-dhcpd", kea: "kea-mt2", maxDrop: 1, skipped: map[string]int{"isc-dhcpd": 1000},
 	})
 	out := b.String()
 	for _, want := range []string{

@@ -16,13 +16,21 @@ import (
 // syncCalls are the system calls that make file data durable.
 var syncCalls = []string{"fsync", "fdatasync", "sync_file_range", "syncfs", "msync", "sync"}
 
-// fsyncResult is what strace counted while a server handed out leases at
-// a low rate, where no batching can hide a missing fsync.
+// fsyncResult is what strace counted while a server (or both servers of
+// a pair) handed out leases at a low rate, where no batching can hide a
+// missing fsync.
 type fsyncResult struct {
 	Server string
 	ACKs   int            // DHCPACKs perfdhcp received
-	Calls  map[string]int // sync system calls by name
-	Err    error
+	Calls  map[string]int // sync system calls by name, all members together
+	// Members holds each server's total of sync calls, for a pair.
+	Members []memberSyncs
+	Err     error
+}
+
+type memberSyncs struct {
+	Host  string
+	Calls int
 }
 
 func (f fsyncResult) total() int {
@@ -34,63 +42,114 @@ func (f fsyncResult) total() int {
 }
 
 // checkFsync runs srv at rate exchanges/s for period with strace counting
-// the sync family of system calls in every thread of the server.
+// the sync family of system calls in every thread of every server process.
 func checkFsync(c stepConfig, srv server, rate int, period time.Duration) fsyncResult {
-	out := fsyncResult{Server: srv.Name()}
-	proc, err := srv.Start()
+	out := fsyncResult{Server: srv.Name(), Calls: map[string]int{}}
+	procs, err := srv.Start()
 	if err != nil {
 		out.Err = err
 		return out
 	}
 	defer srv.Stop()
+	if isPair(procs) {
+		c.lab.RelayFanOut(true)
+		defer c.lab.RelayFanOut(false)
+	}
 
-	outPath := filepath.Join(c.lab.Dir, fmt.Sprintf("strace-%s.txt", srv.Name()))
-	// --seccomp-bpf stops the tracee only on the traced calls, so the
-	// server runs at nearly full speed; -f follows every thread.
-	st := exec.Command("strace", "-f", "--seccomp-bpf", "-c", "-o", outPath,
-		"-e", "trace="+strings.Join(syncCalls, ","), "-p", strconv.Itoa(proc.PID))
-	var stderr strings.Builder
-	st.Stderr = &stderr
-	if err := st.Start(); err != nil {
-		out.Err = fmt.Errorf("strace: %w", err)
-		return out
-	}
-	stopStrace := func() error {
-		_ = st.Process.Signal(syscall.SIGINT)
-		done := make(chan error, 1)
-		go func() { done <- st.Wait() }()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(10 * time.Second):
-			_ = st.Process.Kill()
-			<-done
-			return fmt.Errorf("strace did not stop on SIGINT")
+	var tracers []*tracer
+	defer func() {
+		for _, t := range tracers {
+			t.stop()
 		}
-	}
-	// strace prints one "attached" line per thread once it is in place.
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(stderr.String(), "attached") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+	}()
+	for _, p := range procs {
+		outPath := filepath.Join(c.lab.Dir, fmt.Sprintf("strace-%s-%s.txt", srv.Name(), p.Host.Name))
+		t, err := startTracer(p.PID, outPath)
+		if err != nil {
+			out.Err = err
+			return out
+		}
+		tracers = append(tracers, t)
 	}
 	time.Sleep(200 * time.Millisecond)
 
 	res, err := lab.RunPerfdhcp(c.lab.Relay, lab.PerfdhcpOptions{
-		Server: proc.Host.IP, Rate: rate, Clients: c.clients, Duration: period, Seed: 2, ExitWait: time.Second,
+		Server: procs[0].Host.IP, Rate: rate, Clients: c.clients, Duration: period, Seed: 2, ExitWait: time.Second,
 	})
-	serr := stopStrace()
+	if ps, ok := srv.(pairServer); ok && isPair(procs) && err == nil {
+		// The partners' updates, and their fsyncs, follow the ACKs.
+		ps.Settle()
+	}
+	var serrs []error
+	for _, t := range tracers {
+		serrs = append(serrs, t.stop())
+	}
 	if err != nil {
 		out.Err = err
 		return out
 	}
 	out.ACKs = res.RequestAck.Received
-	b, rerr := os.ReadFile(outPath)
-	if rerr != nil {
-		out.Err = fmt.Errorf("strace output: %v (%v; %s)", rerr, serr, strings.TrimSpace(stderr.String()))
-		return out
+	for i, t := range tracers {
+		b, rerr := os.ReadFile(t.outPath)
+		if rerr != nil {
+			out.Err = fmt.Errorf("strace output: %v (%v; %s)", rerr, serrs[i], strings.TrimSpace(t.stderr.String()))
+			return out
+		}
+		m := memberSyncs{Host: procs[i].Host.Name}
+		for name, n := range parseStraceCounts(string(b)) {
+			out.Calls[name] += n
+			m.Calls += n
+		}
+		out.Members = append(out.Members, m)
 	}
-	out.Calls = parseStraceCounts(string(b))
 	return out
+}
+
+// tracer is strace -c attached to one process.
+type tracer struct {
+	cmd     *exec.Cmd
+	outPath string
+	stderr  strings.Builder
+	done    bool
+	err     error
+}
+
+func startTracer(pid int, outPath string) (*tracer, error) {
+	t := &tracer{outPath: outPath}
+	// --seccomp-bpf stops the tracee only on the traced calls, so the
+	// server runs at nearly full speed; -f follows every thread.
+	t.cmd = exec.Command("strace", "-f", "--seccomp-bpf", "-c", "-o", outPath,
+		"-e", "trace="+strings.Join(syncCalls, ","), "-p", strconv.Itoa(pid))
+	t.cmd.Stderr = &t.stderr
+	if err := t.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("strace: %w", err)
+	}
+	// strace prints one "attached" line per thread once it is in place.
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(t.stderr.String(), "attached") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return t, nil
+}
+
+// stop ends strace with SIGINT, which makes it print its counts; it is
+// safe to call twice.
+func (t *tracer) stop() error {
+	if t.done {
+		return t.err
+	}
+	t.done = true
+	_ = t.cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- t.cmd.Wait() }()
+	select {
+	case t.err = <-done:
+	case <-time.After(10 * time.Second):
+		_ = t.cmd.Process.Kill()
+		<-done
+		t.err = fmt.Errorf("strace did not stop on SIGINT")
+	}
+	return t.err
 }
 
 // parseStraceCounts reads the table strace -c prints:

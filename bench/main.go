@@ -30,6 +30,7 @@ import (
 type options struct {
 	quick      bool
 	rates      []int
+	pairRates  []int
 	period     time.Duration
 	servers    []string
 	clients    int
@@ -45,14 +46,27 @@ type options struct {
 	keep       bool
 	profile    []int
 	fsyncCheck bool
-	perfExtra  []string
-	nice       int
-	skipAfter  int
-	leaseDir   string
-	repeat     int
-	perfRcvbuf int
-	keaSocket  string
+	// pairFsyncCheck runs the strace check on the pairs too; -quick
+	// leaves it out (every pair start costs seconds to a minute) unless
+	// -fsync-check is given.
+	pairFsyncCheck bool
+	perfExtra      []string
+	nice           int
+	skipAfter      int
+	leaseDir       string
+	repeat         int
+	perfRcvbuf     int
+	keaSocket      string
+
+	pairMaxUnacked int
+	pairReady      time.Duration
+	pairSettle     time.Duration
 }
+
+// serverKinds are the -servers names, singles first.
+var serverKinds = []string{"tandem", "isc", "kea", "tandem-pair", "isc-pair", "kea-ha"}
+
+func pairKind(s string) bool { return strings.HasSuffix(s, "-pair") || s == "kea-ha" }
 
 const metricsAddr = "127.0.0.1:9967"
 
@@ -61,9 +75,11 @@ func parseFlags(args []string) (options, error) {
 	var o options
 	rates := fs.String("rates", "500,1000,2000,3000,5000,7500,10000,15000,20000,unlimited",
 		"target rates in DORA exchanges/s, in order; \"unlimited\" lets perfdhcp send as fast as it can")
-	servers := fs.String("servers", "tandem,isc,kea", "servers to measure, from tandem, isc, kea")
+	servers := fs.String("servers", strings.Join(serverKinds, ","), "servers to measure, from "+strings.Join(serverKinds, ", ")+" (a -pair or -ha is a failover pair)")
+	pairRates := fs.String("pair-rates", "500,1000,2000,5000,10000,15000,20000,unlimited",
+		"target rates of the failover pairs, whose every step first brings a fresh pair to normal (seconds to a minute)")
 	profile := fs.String("profile", "", "rates at which to take a CPU profile of Tandem (e.g. unlimited); printed with go tool pprof -top")
-	fs.BoolVar(&o.quick, "quick", false, "a subset that takes about 2 minutes: rates 1000,5000,unlimited for 5 s each")
+	fs.BoolVar(&o.quick, "quick", false, "a subset, 5 s a step: single servers at 1000,5000,unlimited, pairs at 10000 only, no strace check of the pairs; about 4 minutes")
 	fs.DurationVar(&o.period, "period", 10*time.Second, "length of each step (perfdhcp -p)")
 	fs.IntVar(&o.clients, "clients", 60000, "distinct client MACs perfdhcp uses (-R); keep below -pool")
 	fs.IntVar(&o.poolSize, "pool", 65278, "addresses in the relayed pool 198.19.1.0 and up (at most 65278)")
@@ -84,6 +100,9 @@ func parseFlags(args []string) (options, error) {
 	perfExtra := fs.String("perfdhcp-args", "", "extra perfdhcp arguments, space-separated (e.g. \"-g single\")")
 	fs.IntVar(&o.nice, "nice", 0, "run perfdhcp and the servers under nice -n N (e.g. -10 on a shared machine, so that other work disturbs the measurement less)")
 	fs.BoolVar(&o.fsyncCheck, "fsync-check", true, "count each server's fsync calls with strace at 100 DORA/s")
+	fs.IntVar(&o.pairMaxUnacked, "pair-max-unacked", 10, "max-unacked-updates of both servers of the Tandem and ISC pairs (examples/classic says 10, ISC's default is 100)")
+	fs.DurationVar(&o.pairReady, "pair-ready-timeout", 3*time.Minute, "how long a pair may take to reach normal with balanced pools")
+	fs.DurationVar(&o.pairSettle, "pair-settle", 30*time.Second, "how long a pair may take after the load until both servers hold every lease")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -96,10 +115,16 @@ func parseFlags(args []string) (options, error) {
 		if !set["rates"] {
 			*rates = "1000,5000,unlimited"
 		}
+		if !set["pair-rates"] {
+			// One step: every pair step starts a fresh pair, which
+			// takes ISC's half a minute to a minute and more.
+			*pairRates = "10000"
+		}
 		if !set["period"] {
 			o.period = 5 * time.Second
 		}
 	}
+	o.pairFsyncCheck = o.fsyncCheck && (!o.quick || set["fsync-check"])
 	o.perfExtra = strings.Fields(*perfExtra)
 	if o.nice < -20 || o.nice > 19 {
 		return o, fmt.Errorf("-nice %d out of -20..19", o.nice)
@@ -108,6 +133,9 @@ func parseFlags(args []string) (options, error) {
 	if o.rates, err = parseRates(*rates); err != nil {
 		return o, err
 	}
+	if o.pairRates, err = parseRates(*pairRates); err != nil {
+		return o, fmt.Errorf("-pair-rates: %w", err)
+	}
 	if *profile != "" {
 		if o.profile, err = parseRates(*profile); err != nil {
 			return o, err
@@ -115,12 +143,14 @@ func parseFlags(args []string) (options, error) {
 	}
 	for _, s := range strings.Split(*servers, ",") {
 		s = strings.TrimSpace(s)
-		switch s {
-		case "tandem", "isc", "kea":
-			o.servers = append(o.servers, s)
-		case "":
+		switch {
+		case slices.Contains(serverKinds, s):
+			if !slices.Contains(o.servers, s) {
+				o.servers = append(o.servers, s)
+			}
+		case s == "":
 		default:
-			return o, fmt.Errorf("unknown server %q (want tandem, isc, kea)", s)
+			return o, fmt.Errorf("unknown server %q (want %s)", s, strings.Join(serverKinds, ", "))
 		}
 	}
 	if len(o.servers) == 0 {
@@ -147,7 +177,43 @@ func parseFlags(args []string) (options, error) {
 	if o.keaQueue < 1 {
 		return o, fmt.Errorf("-kea-queue %d: want at least 1", o.keaQueue)
 	}
+	if slices.Contains(o.servers, "kea-ha") && o.keaThreads < 1 {
+		// Without multi-threading Kea's HA talks to the partner through
+		// kea-ctrl-agent, which the benchmark does not run.
+		return o, errors.New("kea-ha needs -kea-threads of at least 1 (HA+MT, the dedicated listener)")
+	}
+	if o.pairMaxUnacked < 1 || o.pairMaxUnacked > 1000 {
+		return o, fmt.Errorf("-pair-max-unacked %d out of 1..1000", o.pairMaxUnacked)
+	}
 	return o, nil
+}
+
+// ratesOf is the list of target rates a server runs.
+func (o options) ratesOf(srv server) []int {
+	if _, ok := srv.(pairServer); ok {
+		return o.pairRates
+	}
+	return o.rates
+}
+
+// mergeRates is every rate of a and b once: fixed rates in rising order,
+// then unlimited, so that each server meets its rates in order and slow
+// drifts in machine load hit every server alike.
+func mergeRates(a, b []int) []int {
+	var out []int
+	unlimited := false
+	for _, r := range append(append([]int{}, a...), b...) {
+		if r == 0 {
+			unlimited = true
+		} else if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	slices.Sort(out)
+	if unlimited {
+		out = append(out, 0)
+	}
+	return out
 }
 
 // parseRates reads "500,1000,unlimited"; unlimited is 0.
@@ -198,13 +264,18 @@ func run(o options, out io.Writer) error {
 		return errors.New("needs root (network namespaces); run bench/run.sh as root")
 	}
 	need := []string{"perfdhcp", "ip"}
+	pairs := false
 	for _, s := range o.servers {
 		switch s {
-		case "isc":
+		case "isc", "isc-pair":
 			need = append(need, "dhcpd")
-		case "kea":
+		case "kea", "kea-ha":
 			need = append(need, "kea-dhcp4")
 		}
+		pairs = pairs || pairKind(s)
+	}
+	if pairs {
+		need = append(need, "nft") // lab.RelayFanOut
 	}
 	if o.fsyncCheck {
 		need = append(need, "strace")
@@ -228,7 +299,7 @@ func run(o options, out io.Writer) error {
 		return err
 	}
 	bin := o.tandemBin
-	if bin == "" && slices.Contains(o.servers, "tandem") {
+	if bin == "" && (slices.Contains(o.servers, "tandem") || slices.Contains(o.servers, "tandem-pair")) {
 		bin = filepath.Join(sess.Dir(), "tandem")
 		progress("building %s", bin)
 		cmd := exec.Command("go", "build", "-o", bin, "./cmd/tandem")
@@ -240,7 +311,11 @@ func run(o options, out io.Writer) error {
 
 	start := time.Now()
 	load0 := loadAvg1()
-	l := lab.New(sess, lab.Options{Servers: 1, Dir: filepath.Join(sess.Dir(), "lab")})
+	nServers := 1
+	if pairs {
+		nServers = 2
+	}
+	l := lab.New(sess, lab.Options{Servers: nServers, Dir: filepath.Join(sess.Dir(), "lab")})
 	host := l.Servers[0]
 	pools := lab.Pools{LeaseTime: o.leaseTime, RelaySize: o.poolSize}
 	first, last := pools.RelayRange()
@@ -249,21 +324,35 @@ func run(o options, out io.Writer) error {
 	if o.nice != 0 {
 		prefix = []string{"nice", "-n", strconv.Itoa(o.nice)}
 	}
+	pc := pairConfig{pools: pools, maxUnacked: o.pairMaxUnacked, readyTimeout: o.pairReady,
+		settle: o.pairSettle, prefix: prefix, keep: o.keep}
+	var confs lab.FailoverConfs
+	if pairs {
+		if confs, err = pairConfs(pools, o.pairMaxUnacked); err != nil {
+			return err
+		}
+	}
 	var srvs []server
-	iscName, keaN := "", ""
+	names := map[string]string{} // kind -> row name
 	for _, s := range o.servers {
+		var srv server
 		switch s {
 		case "tandem":
-			srvs = append(srvs, &tandemServer{host: host, bin: bin, conf: pools.DhcpdConf(), metricsAddr: metricsAddr, keep: o.keep, prefix: prefix, leaseDir: o.leaseDir})
+			srv = &tandemServer{host: host, bin: bin, conf: pools.DhcpdConf(), metricsAddr: metricsAddr, keep: o.keep, prefix: prefix, leaseDir: o.leaseDir}
 		case "isc":
-			is := &iscServer{host: host, conf: pools.DhcpdConf(), keep: o.keep, prefix: prefix}
-			iscName = is.Name()
-			srvs = append(srvs, is)
+			srv = &iscServer{host: host, conf: pools.DhcpdConf(), keep: o.keep, prefix: prefix}
 		case "kea":
-			ks := &keaServer{host: host, name: keaName(o.keaThreads), dhcp4: keaDhcp4(pools, o.keaThreads, o.keaQueue, o.keaSocket, host.Iface), keep: o.keep, prefix: prefix}
-			keaN = ks.Name()
-			srvs = append(srvs, ks)
+			srv = &keaServer{host: host, name: keaName(o.keaThreads), dhcp4: keaDhcp4(pools, o.keaThreads, o.keaQueue, o.keaSocket, host.Iface), keep: o.keep, prefix: prefix}
+		case "tandem-pair":
+			srv = &tandemPair{cfg: pc, hosts: [2]*lab.Host{l.Servers[0], l.Servers[1]}, bin: bin, confs: confs, metricsAddr: metricsAddr, leaseDir: o.leaseDir}
+		case "isc-pair":
+			srv = &iscPair{cfg: pc, hosts: [2]*lab.Host{l.Servers[0], l.Servers[1]}, confs: confs}
+		case "kea-ha":
+			srv = &keaHA{cfg: pc, hosts: [2]*lab.Host{l.Servers[0], l.Servers[1]}, name: "kea-ha",
+				dhcp4: keaDhcp4(pools, o.keaThreads, o.keaQueue, keaHASocket, host.Iface), ha: keaHAOptions}
 		}
+		names[s] = srv.Name()
+		srvs = append(srvs, srv)
 	}
 
 	rcvbufNote := "kernel default (net.core.rmem_default)"
@@ -280,27 +369,28 @@ func run(o options, out io.Writer) error {
 	var rows []*stepResult
 	skipped := map[string]int{} // server -> the rate at which it gave up
 	failedInRow := map[string]int{}
-	for _, rate := range o.rates {
+	for _, rate := range mergeRates(o.rates, o.pairRates) {
 		for _, srv := range srvs {
+			if !slices.Contains(o.ratesOf(srv), rate) {
+				continue
+			}
 			if at, ok := skipped[srv.Name()]; ok && rate != 0 {
 				progress("%s @ %s: skipped (failed at %s)", srv.Name(), rateLabel(rate), rateLabel(at))
 				continue
 			}
 			var r *stepResult
-			profile := ""
+			var profiles []string
 			for i := 0; i < o.repeat; i++ {
 				// A profile of the first run is enough; it is reported
 				// whichever run turns out best.
 				ri := runStep(sc, srv, rate, i == 0 && slices.Contains(o.profile, rate))
 				logStep(ri)
-				if ri.Profile != "" {
-					profile = ri.Profile
-				}
+				profiles = append(profiles, ri.Profiles...)
 				if r == nil || better(ri, r) {
 					r = ri
 				}
 			}
-			r.Profile = profile
+			r.Profiles = profiles
 			rows = append(rows, r)
 			if rate == 0 {
 				continue
@@ -322,31 +412,42 @@ func run(o options, out io.Writer) error {
 			period = 2 * time.Second
 		}
 		for _, srv := range srvs {
+			if _, pair := srv.(pairServer); pair && !o.pairFsyncCheck {
+				continue
+			}
 			progress("%s: counting fsync calls with strace at 100 DORA/s for %v", srv.Name(), period)
 			fsyncs = append(fsyncs, checkFsync(sc, srv, 100, period))
 		}
 	}
 	load1 := loadAvg1()
 
-	names := make([]string, len(srvs))
-	for i, s := range srvs {
-		names[i] = s.Name()
-	}
 	fmt.Fprintf(out, "\nTandem vs ISC dhcpd vs Kea: perfdhcp DORA through a relay, %s, %d distinct clients, pool of %d (%s-%s), lease time %v, %v per step\n",
 		describeMachine(), o.clients, o.poolSize, first, last, o.leaseTime, o.period)
 	fmt.Fprintf(out, "versions: %s\n", versions(root))
-	fmt.Fprintf(out, "kea config: %s\n", describeKea(o))
+	if names["kea"] != "" || names["kea-ha"] != "" {
+		fmt.Fprintf(out, "kea config: %s\n", describeKea(o))
+	}
+	if pairs {
+		fmt.Fprintf(out, "pairs: %s\n", describePairs(o))
+	}
 	fmt.Fprintf(out, "perfdhcp socket receive buffer: %s\n", rcvbufNote)
 	if o.nice != 0 || len(o.perfExtra) > 0 || o.leaseDir != "" || o.repeat > 1 {
 		fmt.Fprintf(out, "nice: %d, extra perfdhcp arguments: %q, Tandem's lease files in: %q, best of %d per step\n",
 			o.nice, o.perfExtra, o.leaseDir, o.repeat)
 	}
-	fmt.Fprintf(out, "load average (1 min): %.2f at start, %.2f at end; run took %v\n\n", load0, load1, time.Since(start).Round(time.Second))
-	printTable(out, rows, tableSpec{rates: o.rates, servers: names, isc: iscName, kea: keaN, maxDrop: o.maxDrop, skipped: skipped})
-	printFootnotes(out, o, rows, iscName, keaN)
+	fmt.Fprintf(out, "load average (1 min): %.2f at start, %.2f at end; run took %v\n", load0, load1, time.Since(start).Round(time.Second))
+	for _, spec := range tableSpecs(o, names, skipped) {
+		fmt.Fprintf(out, "\n%s:\n", spec.title)
+		printTable(out, rows, spec)
+	}
+	printFootnotes(out, o, rows, names)
 	printGroupCommit(out, rows)
+	printPairs(out, rows)
 	printMemory(out, rows, o.poolSize)
 	printFsyncCheck(out, fsyncs)
+	if pairs && o.fsyncCheck && !o.pairFsyncCheck {
+		fmt.Fprintf(out, "\nThe strace durability check of the pairs is left out with -quick (-fsync-check=true runs it); their fsyncs are above.\n")
+	}
 	for _, r := range rows {
 		if r.Err != nil {
 			fmt.Fprintf(out, "\nerror, %s @ %s: %v\n", r.Server, rateLabel(r.Target), r.Err)
@@ -362,29 +463,50 @@ func logStep(r *stepResult) {
 		progress("%s @ %s: error: %v", r.Server, rateLabel(r.Target), firstLine(r.Err.Error()))
 		return
 	}
-	progress("%s @ %s: %.0f DORA/s, drops %.2f/%.2f %%, server CPU %.0f %%, perfdhcp CPU %.0f %%, load %.1f",
+	progress("%s @ %s: %.0f DORA/s, drops %.2f/%.2f %%, server CPU %s %%, perfdhcp CPU %.0f %%, load %.1f",
 		r.Server, rateLabel(r.Target), r.achieved(), r.Res.DiscoverOffer.DropsRatio, r.Res.RequestAck.DropsRatio,
-		r.ServerCPU, r.PerfCPU, r.Load1)
+		cpuCell(r), r.PerfCPU, r.Load1)
+	if st := r.Settled; st != nil {
+		progress("%s @ %s: active leases %d / %d after %v, %s %d / %d%s",
+			r.Server, rateLabel(r.Target), st.Active[0], st.Active[1], st.Waited.Round(100*time.Millisecond),
+			st.AnsweredWhat, st.Answered[0], st.Answered[1], errSuffix(st.Err))
+	}
 }
 
-func printFootnotes(w io.Writer, o options, rows []*stepResult, isc, kea string) {
+func errSuffix(err error) string {
+	if err == nil {
+		return ""
+	}
+	return " (" + firstLine(err.Error()) + ")"
+}
+
+func printFootnotes(w io.Writer, o options, rows []*stepResult, names map[string]string) {
 	fmt.Fprintf(w, "\nachieved/s: DORA exchanges completed (ACKs perfdhcp received) per second of the test period (perfdhcp's own\n")
 	fmt.Fprintf(w, "  Rate line divides by the period plus its %v exit wait). drops: requests perfdhcp never matched a reply to,\n", o.exitWait)
 	fmt.Fprintf(w, "  DISCOVER-OFFER / REQUEST-ACK (it gives up on a request after 1 s, but lazily, so a reply that waited longer in\n")
-	fmt.Fprintf(w, "  its socket can still count: see avg/max ms). CPU%%: CPU time over the test period / its wall time; 100 = one core of %d.\n", runtime.NumCPU())
-	fmt.Fprintf(w, "  ratios: tandem's achieved rate / the other's at the same target; on the best rows, best / best (< %g%% drops).\n", o.maxDrop)
+	fmt.Fprintf(w, "  its socket can still count: see avg/max ms). CPU%%: CPU time over the test period / its wall time; 100 = one core of %d;\n", runtime.NumCPU())
+	fmt.Fprintf(w, "  a pair shows primary+secondary.\n")
+	fmt.Fprintf(w, "  ratios: Tandem's (pair's) achieved rate / the other's at the same target; on the best rows, best / best (< %g%% drops).\n", o.maxDrop)
 	fmt.Fprintf(w, "  perfdhcp rcvbuf lost: replies the kernel discarded because perfdhcp's socket buffer was full (Udp RcvbufErrors\n")
 	fmt.Fprintf(w, "  in the relay namespace): drops the load generator caused, not the server. srv rcvbuf lost: the same in the\n")
-	fmt.Fprintf(w, "  server's namespace, requests lost before the server read them (Tandem and Kea with udp sockets read there;\n")
-	fmt.Fprintf(w, "  ISC reads through a packet socket, so its figure counts only the UDP socket it opens beside it).\n")
+	fmt.Fprintf(w, "  servers' namespaces, requests lost before the server read them (Tandem and Kea with udp sockets read there;\n")
+	fmt.Fprintf(w, "  ISC and Kea with raw sockets read through a packet socket, so their figure counts only the UDP socket beside it).\n")
 	fmt.Fprintf(w, "  skipped: after %d failed steps in a row (> %g%% drops or < 80%% of the target), higher fixed rates are not run.\n", o.skipAfter, o.skipDrop)
-	fmt.Fprintf(w, "  Every step starts the server afresh on an empty lease file (fresh lease file per step).\n")
-	if isc != "" {
+	fmt.Fprintf(w, "  Every step starts the server (both servers of a pair) afresh on an empty lease file (fresh lease file per step);\n")
+	fmt.Fprintf(w, "  a pair is measured once both servers are normal (Kea: load-balancing) with their pools balanced, and every request\n")
+	fmt.Fprintf(w, "  reaches both servers (lab.RelayFanOut, like a relay agent with both servers as helper addresses).\n")
+	if names["isc"] != "" || names["isc-pair"] != "" {
 		fmt.Fprintf(w, "[a] ISC dhcpd 4.4 writes and fsyncs the lease file once per DHCPACK (commit_leases); see the strace count below.\n")
+		if names["isc-pair"] != "" {
+			fmt.Fprintf(w, "    In a pair it sends the BNDUPD after the DHCPACK, lazily; the partner writes it before its BNDACK.\n")
+		}
 	}
-	if kea != "" {
+	if names["kea"] != "" || names["kea-ha"] != "" {
 		fmt.Fprintf(w, "[b] Kea's memfile backend (persist true) appends CSV lines and never fsyncs: an ACKed lease may be lost in a\n")
 		fmt.Fprintf(w, "    power cut or kernel crash. Tandem is the only one of the three that is durable per ACK with group commit.\n")
+		if names["kea-ha"] != "" {
+			fmt.Fprintf(w, "    Kea HA sends each lease to the partner (lease4-update over HTTP) and waits for its answer before the DHCPACK.\n")
+		}
 	}
 	for _, r := range rows {
 		if r.PerfCPU >= perfSaturated {
@@ -398,29 +520,30 @@ func printFootnotes(w io.Writer, o options, rows []*stepResult, isc, kea string)
 func printGroupCommit(w io.Writer, rows []*stepResult) {
 	header := false
 	for _, r := range rows {
-		if r.Server != "tandem" || r.Before == nil || r.After == nil {
+		if r.Server != "tandem" || len(r.Members) != 1 || r.Members[0].Before == nil || r.Members[0].After == nil {
 			continue
 		}
 		if !header {
 			fmt.Fprintf(w, "\nTandem group commit (from -metrics: tandem_leasefile_syncs_total, tandem_lease_commit_batches, tandem_dhcp_replies_total):\n")
 			header = true
 		}
-		syncs := r.After.Syncs - r.Before.Syncs
-		acks := r.After.ACKs - r.Before.ACKs
-		commits := r.After.Commits - r.Before.Commits
-		jobs := r.After.CommitJobs - r.Before.CommitJobs
+		b, a := r.Members[0].Before, r.Members[0].After
+		syncs := a.Syncs - b.Syncs
+		acks := a.ACKs - b.ACKs
+		commits := a.Commits - b.Commits
+		jobs := a.CommitJobs - b.CommitJobs
 		var perSync, meanSync, jobsPer float64
 		if syncs > 0 {
 			perSync = acks / syncs
-			meanSync = 1000 * (r.After.SyncSeconds - r.Before.SyncSeconds) / syncs
+			meanSync = 1000 * (a.SyncSeconds - b.SyncSeconds) / syncs
 		}
 		if commits > 0 {
 			jobsPer = jobs / commits
 		}
 		fmt.Fprintf(w, "  @ %-9s %7.0f ACKs, %6.0f fsyncs: %6.1f ACKs per fsync, %5.1f read batches per commit, mean fsync %.2f ms\n",
 			rateLabel(r.Target), acks, syncs, perSync, jobsPer, meanSync)
-		reqs := r.After.Requests - r.Before.Requests
-		offers := r.After.Offers - r.Before.Offers
+		reqs := a.Requests - b.Requests
+		offers := a.Offers - b.Offers
 		secs := r.Period.Seconds()
 		fmt.Fprintf(w, "  %-11s answered %.0f of %.0f requests (%.0f OFFERs + %.0f ACKs = %.0f replies/s, %.0f%% of a core); lost in Tandem's socket buffer: %d\n",
 			"", offers+acks, reqs, offers, acks, (offers+acks)/secs, r.ServerCPU, r.SrvRcvbufLost)
@@ -429,36 +552,38 @@ func printGroupCommit(w io.Writer, rows []*stepResult) {
 
 func printMemory(w io.Writer, rows []*stepResult, pool int) {
 	var best *stepResult
+	active := func(r *stepResult) float64 { return r.Members[0].After.Active }
 	for _, r := range rows {
-		if r.Server == "tandem" && r.Before != nil && r.After != nil && r.After.Active > 0 &&
-			(best == nil || r.After.Active > best.After.Active) {
+		if r.Server == "tandem" && len(r.Members) == 1 && r.Members[0].Before != nil && r.Members[0].After != nil &&
+			active(r) > 0 && (best == nil || active(r) > active(best)) {
 			best = r
 		}
 	}
 	if best == nil {
 		return
 	}
-	n := best.After.Active
-	heap := (best.After.HeapInuse - best.Before.HeapInuse) / n
-	rss := (best.After.RSS - best.Before.RSS) / n
+	b, a := best.Members[0].Before, best.Members[0].After
+	n := a.Active
+	heap := (a.HeapInuse - b.HeapInuse) / n
+	rss := (a.RSS - b.RSS) / n
 	fmt.Fprintf(w, "\nTandem memory per lease held (after the %s step, %.0f active leases; baseline = the same server just started, empty pool of %d):\n",
 		rateLabel(best.Target), n, pool)
 	fmt.Fprintf(w, "  Go heap in use (after a forced GC): %.1f MiB -> %.1f MiB = %.0f bytes per lease\n",
-		best.Before.HeapInuse/(1<<20), best.After.HeapInuse/(1<<20), heap)
+		b.HeapInuse/(1<<20), a.HeapInuse/(1<<20), heap)
 	fmt.Fprintf(w, "  VmRSS:                              %.1f MiB -> %.1f MiB = %.0f bytes per lease (includes garbage not yet returned to the OS)\n",
-		best.Before.RSS/(1<<20), best.After.RSS/(1<<20), rss)
+		b.RSS/(1<<20), a.RSS/(1<<20), rss)
 	fmt.Fprintf(w, "  the empty pool itself (with the Go runtime, config and metrics): %.1f MiB heap = %.0f bytes per address\n",
-		best.Before.HeapInuse/(1<<20), best.Before.HeapInuse/float64(pool))
+		b.HeapInuse/(1<<20), b.HeapInuse/float64(pool))
 }
 
 func printFsyncCheck(w io.Writer, fs []fsyncResult) {
 	if len(fs) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nDurability check: sync system calls (%s) counted by strace -f -c at 100 DORA/s:\n", strings.Join(syncCalls, ", "))
+	fmt.Fprintf(w, "\nDurability check: sync system calls (%s) counted by strace -f -c at 100 DORA/s (a pair: both servers):\n", strings.Join(syncCalls, ", "))
 	for _, f := range fs {
 		if f.Err != nil {
-			fmt.Fprintf(w, "  %-10s error: %v\n", f.Server, f.Err)
+			fmt.Fprintf(w, "  %-11s error: %v\n", f.Server, f.Err)
 			continue
 		}
 		per := "-"
@@ -474,22 +599,29 @@ func printFsyncCheck(w io.Writer, fs []fsyncResult) {
 		if len(calls) == 0 {
 			calls = []string{"none"}
 		}
-		fmt.Fprintf(w, "  %-10s %4d ACKs, %4d sync calls (%s): %s per ACK\n", f.Server, f.ACKs, f.total(), strings.Join(calls, ", "), per)
+		split := ""
+		if len(f.Members) > 1 {
+			var parts []string
+			for _, m := range f.Members {
+				parts = append(parts, fmt.Sprintf("%s %d", m.Host, m.Calls))
+			}
+			split = " [" + strings.Join(parts, ", ") + "]"
+		}
+		fmt.Fprintf(w, "  %-11s %4d ACKs, %4d sync calls (%s)%s: %s per ACK\n", f.Server, f.ACKs, f.total(), strings.Join(calls, ", "), split, per)
 	}
 }
 
 func printProfiles(w io.Writer, rows []*stepResult, bin string) {
 	for _, r := range rows {
-		if r.Profile == "" {
-			continue
+		for _, prof := range r.Profiles {
+			fmt.Fprintf(w, "\n%s CPU profile @ %s (%s): go tool pprof -top\n", r.Server, rateLabel(r.Target), prof)
+			cmd := exec.Command("go", "tool", "pprof", "-top", "-nodecount=30", bin, prof)
+			b, err := cmd.CombinedOutput()
+			if err != nil {
+				fmt.Fprintf(w, "  go tool pprof: %v\n", err)
+			}
+			w.Write(b)
 		}
-		fmt.Fprintf(w, "\nTandem CPU profile @ %s (%s): go tool pprof -top\n", rateLabel(r.Target), r.Profile)
-		cmd := exec.Command("go", "tool", "pprof", "-top", "-nodecount=30", bin, r.Profile)
-		b, err := cmd.CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(w, "  go tool pprof: %v\n", err)
-		}
-		w.Write(b)
 	}
 }
 

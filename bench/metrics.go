@@ -161,7 +161,11 @@ type tandemSnapshot struct {
 	Offers      float64 // tandem_dhcp_replies_total{type="OFFER"}
 	Requests    float64 // tandem_dhcp_requests_total, every type
 	Active      float64 // tandem_pool_leases{state="active"}
-	Text        string  // the whole scrape, saved beside the logs
+	// The failover link, by message type (tandem_failover_messages_*_total).
+	BndUpdSent, BndAckRecv float64 // updates of our leases, and the partner's acks of them
+	BndUpdRecv, BndAckSent float64 // the partner's updates, and our acks of them
+	Queued, Unacked        float64 // tandem_failover_updates_{queued,unacked}
+	Text                   string  // the whole scrape, saved beside the logs
 }
 
 // snapshotTandem forces a garbage collection (the heap profile handler
@@ -191,6 +195,12 @@ func snapshotTandem(c *http.Client, metricsAddr string, pid int) (tandemSnapshot
 	s.Offers = m.sum("tandem_dhcp_replies_total", map[string]string{"type": "OFFER"})
 	s.Requests = m.sum("tandem_dhcp_requests_total", nil)
 	s.Active = m.sum("tandem_pool_leases", map[string]string{"state": "active"})
+	s.BndUpdSent = m.sum("tandem_failover_messages_sent_total", map[string]string{"type": "BNDUPD"})
+	s.BndAckRecv = m.sum("tandem_failover_messages_received_total", map[string]string{"type": "BNDACK"})
+	s.BndUpdRecv = m.sum("tandem_failover_messages_received_total", map[string]string{"type": "BNDUPD"})
+	s.BndAckSent = m.sum("tandem_failover_messages_sent_total", map[string]string{"type": "BNDACK"})
+	s.Queued = m.sum("tandem_failover_updates_queued", nil)
+	s.Unacked = m.sum("tandem_failover_updates_unacked", nil)
 	s.RSS, err = vmRSS(pid)
 	return s, err
 }

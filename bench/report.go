@@ -64,21 +64,68 @@ func pct(v float64) string {
 	return fmt.Sprintf("%.2f", v)
 }
 
-// tableSpec says how to lay out the table.
+// tableSpec says how to lay out a table.
 type tableSpec struct {
+	title   string
 	rates   []int
 	servers []string // in column order; tandem first
+	tandem  string   // the row that gets the ratios
 	isc     string   // server names the ratios compare against ("" = absent)
 	kea     string
 	maxDrop float64 // for the "best" rows
 	skipped map[string]int
 }
 
+// tableSpecs makes one table of the single servers and one of the pairs,
+// each with Tandem compared to its own kind.
+func tableSpecs(o options, names map[string]string, skipped map[string]int) []tableSpec {
+	var out []tableSpec
+	for _, g := range []struct {
+		title            string
+		tandem, isc, kea string
+	}{
+		{"Single servers", "tandem", "isc", "kea"},
+		{"Failover pairs (primary srv1 + secondary srv2, every request to both)", "tandem-pair", "isc-pair", "kea-ha"},
+	} {
+		rates := o.rates
+		if g.tandem == "tandem-pair" {
+			rates = o.pairRates
+		}
+		spec := tableSpec{title: g.title, rates: rates, tandem: names[g.tandem], isc: names[g.isc], kea: names[g.kea],
+			maxDrop: o.maxDrop, skipped: skipped}
+		for _, kind := range []string{g.tandem, g.isc, g.kea} {
+			if names[kind] != "" {
+				spec.servers = append(spec.servers, names[kind])
+			}
+		}
+		if len(spec.servers) > 0 {
+			out = append(out, spec)
+		}
+	}
+	return out
+}
+
+// ratioHeads names the ratio columns after the rows they divide.
+func (spec tableSpec) ratioHeads() (string, string) {
+	t, i, k := spec.tandem, spec.isc, spec.kea
+	if t == "" {
+		t = "tandem"
+	}
+	if i == "" {
+		i = "isc"
+	}
+	if k == "" {
+		k = "kea"
+	}
+	return t + "/" + i, t + "/" + k
+}
+
 // printTable writes the one table of the benchmark and its footnotes.
 func printTable(w io.Writer, rows []*stepResult, spec tableSpec) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	vsISC, vsKea := spec.ratioHeads()
 	header := []string{"server", "target/s", "achieved/s", "drops % D-O/R-A", "avg ms D-O/R-A", "max ms D-O/R-A",
-		"srv CPU%", "srv rcvbuf lost", "perfdhcp CPU%", "perfdhcp rcvbuf lost", "load1", "fsyncs (ACKs per fsync)", "tandem/isc", "tandem/kea"}
+		"srv CPU%", "srv rcvbuf lost", "perfdhcp CPU%", "perfdhcp rcvbuf lost", "load1", "fsyncs (ACKs per fsync)", vsISC, vsKea}
 	// tabwriter aligns a column only over consecutive lines that have a
 	// cell in it, so every line gets all the cells.
 	row := func(cells ...string) {
@@ -106,7 +153,7 @@ func printTable(w io.Writer, rows []*stepResult, spec tableSpec) {
 			perf += " !"
 		}
 		ri, rk := "", ""
-		if r.Server == "tandem" {
+		if r.Server == spec.tandem {
 			ri, rk = ratio(r, vsISC), ratio(r, vsKea)
 		}
 		count := func(n int64) string {
@@ -118,7 +165,7 @@ func printTable(w io.Writer, rows []*stepResult, spec tableSpec) {
 		row(r.Server, target, fmt.Sprintf("%.0f", r.achieved()),
 			pct(do.DropsRatio)+" / "+pct(ra.DropsRatio),
 			ms(do.AvgDelay)+" / "+ms(ra.AvgDelay), ms(do.MaxDelay)+" / "+ms(ra.MaxDelay),
-			fmt.Sprintf("%.0f", r.ServerCPU), count(r.SrvRcvbufLost), perf, count(r.RcvbufLost),
+			cpuCell(r), count(r.SrvRcvbufLost), perf, count(r.RcvbufLost),
 			fmt.Sprintf("%.1f", r.Load1), fsyncCell(r, spec), ri, rk)
 	}
 	for _, rate := range spec.rates {
@@ -153,10 +200,10 @@ func printTable(w io.Writer, rows []*stepResult, spec tableSpec) {
 }
 
 func fsyncCell(r *stepResult, spec tableSpec) string {
+	syncs, ok1 := r.tandemDelta(func(s *tandemSnapshot) float64 { return s.Syncs })
+	acks, ok2 := r.tandemDelta(func(s *tandemSnapshot) float64 { return s.ACKs })
 	switch {
-	case r.Server == "tandem" && r.Before != nil && r.After != nil:
-		syncs := r.After.Syncs - r.Before.Syncs
-		acks := r.After.ACKs - r.Before.ACKs
+	case r.Server == spec.tandem && ok1 && ok2:
 		if syncs <= 0 {
 			return fmt.Sprintf("0 (%.0f ACKs)", acks)
 		}
@@ -167,6 +214,18 @@ func fsyncCell(r *stepResult, spec tableSpec) string {
 		return "none [b]"
 	}
 	return "-"
+}
+
+// cpuCell is the server's CPU share; a pair's as primary+secondary.
+func cpuCell(r *stepResult) string {
+	if len(r.Members) < 2 {
+		return fmt.Sprintf("%.0f", r.ServerCPU)
+	}
+	var parts []string
+	for _, m := range r.Members {
+		parts = append(parts, fmt.Sprintf("%.0f", m.CPU))
+	}
+	return strings.Join(parts, "+")
 }
 
 func firstLine(s string) string {

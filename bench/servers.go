@@ -9,19 +9,28 @@ import (
 	"github.com/tandemdhcp/tandem/e2e/lab"
 )
 
-// server is one DHCP server program under test. Each Start begins from an
-// empty lease file in a directory of its own, so every step measures the
-// same situation: a pool with nothing allocated yet.
+// server is one DHCP server program under test, or a failover pair of
+// them. Each Start begins from empty lease files in directories of their
+// own, so every step measures the same situation: a pool with nothing
+// allocated yet.
 type server interface {
 	// Name labels the server's rows in the table.
 	Name() string
-	// Start starts a fresh instance on the server host and returns once
-	// it answers requests.
-	Start() (*lab.Proc, error)
+	// Program is "tandem", "isc" or "kea": what the server runs.
+	Program() string
+	// Start starts a fresh instance (a pair: both servers) and returns
+	// once it answers requests (a pair: once both are in their normal
+	// state with balanced pools). The processes come in host order; the
+	// first one's host is where perfdhcp sends its requests.
+	Start() ([]*lab.Proc, error)
 	// Stop stops the running instance and removes its lease files unless
 	// they are to be kept.
 	Stop()
 }
+
+// isPair says whether a started server is a failover pair, whose
+// members both need to see every request.
+func isPair(procs []*lab.Proc) bool { return len(procs) > 1 }
 
 const readyTimeout = 60 * time.Second
 
@@ -42,9 +51,10 @@ type tandemServer struct {
 	leasePath string
 }
 
-func (t *tandemServer) Name() string { return "tandem" }
+func (t *tandemServer) Name() string    { return "tandem" }
+func (t *tandemServer) Program() string { return "tandem" }
 
-func (t *tandemServer) Start() (*lab.Proc, error) {
+func (t *tandemServer) Start() ([]*lab.Proc, error) {
 	t.n++
 	t.dir = filepath.Join(t.host.Lab().Dir, fmt.Sprintf("%s-tandem-%d", t.host.Name, t.n))
 	if err := os.MkdirAll(t.dir, 0o755); err != nil {
@@ -70,7 +80,7 @@ func (t *tandemServer) Start() (*lab.Proc, error) {
 		p.Kill9()
 		return nil, err
 	}
-	return p, nil
+	return []*lab.Proc{p}, nil
 }
 
 func (t *tandemServer) Stop() {
@@ -98,9 +108,10 @@ type iscServer struct {
 	proc *lab.Proc
 }
 
-func (s *iscServer) Name() string { return "isc-dhcpd" }
+func (s *iscServer) Name() string    { return "isc-dhcpd" }
+func (s *iscServer) Program() string { return "isc" }
 
-func (s *iscServer) Start() (*lab.Proc, error) {
+func (s *iscServer) Start() ([]*lab.Proc, error) {
 	// A new driver per start: a new directory with an empty lease file.
 	s.d = lab.NewISCDhcpd(s.host, s.conf)
 	p := s.host.Start("dhcpd", withPrefix(s.prefix, s.d.Argv()...)...)
@@ -109,7 +120,7 @@ func (s *iscServer) Start() (*lab.Proc, error) {
 		p.Kill9()
 		return nil, err
 	}
-	return p, nil
+	return []*lab.Proc{p}, nil
 }
 
 func (s *iscServer) Stop() {
@@ -138,9 +149,10 @@ type keaServer struct {
 
 // keaDhcp4 is the benchmark's Kea configuration: the lab's pools, and
 // multi-threading with the given thread pool and queue sizes (threads 0 =
-// single-threaded). The per-lease INFO line (DHCP4_LEASE_ALLOC, logger
-// kea-dhcp4.leases) is turned down to WARN: Kea's own performance advice
-// is to log less, and neither Tandem nor the table needs it.
+// single-threaded). The per-lease INFO lines (DHCP4_LEASE_ALLOC, logger
+// kea-dhcp4.leases; an HA partner's COMMAND_RECEIVED, kea-dhcp4.commands)
+// are turned down to WARN: Kea's own performance advice is to log less,
+// and neither Tandem nor the table needs them.
 func keaDhcp4(pools lab.Pools, threads, queue int, socketType, iface string) map[string]any {
 	cfg := pools.KeaDhcp4()
 	cfg["interfaces-config"] = map[string]any{"interfaces": []any{iface}, "dhcp-socket-type": socketType}
@@ -154,6 +166,9 @@ func keaDhcp4(pools lab.Pools, threads, queue int, socketType, iface string) map
 	cfg["loggers"] = []any{
 		map[string]any{"name": "kea-dhcp4", "output_options": stdout, "severity": "INFO"},
 		map[string]any{"name": "kea-dhcp4.leases", "output_options": stdout, "severity": "WARN"},
+		// An HA partner receives every lease as a lease4-update command,
+		// which this logger notes at INFO: one line per lease again.
+		map[string]any{"name": "kea-dhcp4.commands", "output_options": stdout, "severity": "WARN"},
 	}
 	return cfg
 }
@@ -165,17 +180,22 @@ func keaName(threads int) string {
 	return "kea-st"
 }
 
-func (s *keaServer) Name() string { return s.name }
+func (s *keaServer) Name() string    { return s.name }
+func (s *keaServer) Program() string { return "kea" }
 
-func (s *keaServer) Start() (*lab.Proc, error) {
+func (s *keaServer) Start() ([]*lab.Proc, error) {
 	s.k = lab.NewKea(s.host, s.dhcp4)
-	p := s.host.StartEnv("kea-dhcp4", s.k.Env(), withPrefix(s.prefix, s.k.Argv()...)...)
+	s.k.Prefix = s.prefix
+	s.k.ReadyTimeout = readyTimeout
+	p, err := s.k.TryStart()
 	s.proc = p
-	if _, err := p.AwaitLog(0, `DHCP4_STARTED`, readyTimeout); err != nil {
-		p.Kill9()
+	if err != nil {
+		if p != nil {
+			p.Kill9()
+		}
 		return nil, err
 	}
-	return p, nil
+	return []*lab.Proc{p}, nil
 }
 
 func (s *keaServer) Stop() {

@@ -11,7 +11,8 @@ import (
 	"github.com/tandemdhcp/tandem/e2e/lab"
 )
 
-// stepResult is one row of the table: one server at one target rate.
+// stepResult is one row of the table: one server (or pair) at one target
+// rate.
 type stepResult struct {
 	Server string
 	Target int // DORA exchanges initiated per second; 0 = as fast as perfdhcp can
@@ -20,18 +21,52 @@ type stepResult struct {
 	Err    error
 
 	// ServerCPU and PerfCPU are CPU time over the test period divided by
-	// its wall time, in percent of one core.
+	// its wall time, in percent of one core; ServerCPU adds up both
+	// servers of a pair (Members has each one's).
 	ServerCPU, PerfCPU float64
 	Load1              float64
 	// RcvbufLost counts replies the kernel dropped because perfdhcp's
 	// receive buffer was full (-1 if unknown); SrvRcvbufLost is the same
-	// in the server's namespace, meaningful for Tandem's UDP sockets.
+	// in the servers' namespaces, meaningful for UDP sockets.
 	RcvbufLost, SrvRcvbufLost int64
 
-	// Tandem only: snapshots taken right after start (empty pool) and
-	// after the load (leases held).
+	// Members has one entry per server process: one, or a pair's primary
+	// and secondary.
+	Members []memberResult
+	// Settled is how far a pair's partners agreed after the load.
+	Settled  *settled
+	Profiles []string // CPU profile files, if any were taken
+	// StartTime is how long the start took: for a pair, until both
+	// servers were normal with balanced pools.
+	StartTime time.Duration
+	// Split is how a pair's pools were split when the load began;
+	// Imbalanced says one server held much less than its half.
+	Split      string
+	Imbalanced bool
+}
+
+// memberResult is one server process of a step.
+type memberResult struct {
+	Host string // srv1, srv2
+	CPU  float64
+	// Tandem only: snapshots taken right after start (empty pool; for a
+	// pair, balanced) and after the load (leases held).
 	Before, After *tandemSnapshot
-	Profile       string // CPU profile file, if one was taken
+}
+
+// tandemDelta adds up, over the members, how a Tandem counter moved
+// during the step; ok is false unless every member has both snapshots.
+func (r *stepResult) tandemDelta(f func(*tandemSnapshot) float64) (sum float64, ok bool) {
+	if len(r.Members) == 0 {
+		return 0, false
+	}
+	for _, m := range r.Members {
+		if m.Before == nil || m.After == nil {
+			return 0, false
+		}
+		sum += f(m.After) - f(m.Before)
+	}
+	return sum, true
 }
 
 // dropPct is the worse of the two exchanges' drop ratios.
@@ -91,30 +126,47 @@ type stepConfig struct {
 }
 
 // runStep starts a fresh instance of srv, drives it with perfdhcp from the
-// relay host at target exchanges/s for the period, and stops it.
+// relay host at target exchanges/s for the period, and stops it. A pair
+// gets every request on both servers (lab.RelayFanOut).
 func runStep(c stepConfig, srv server, target int, profile bool) *stepResult {
 	r := &stepResult{Server: srv.Name(), Target: target, Period: c.period}
-	proc, err := srv.Start()
+	started := time.Now()
+	procs, err := srv.Start()
 	if err != nil {
 		r.Err = fmt.Errorf("start: %w", err)
 		return r
 	}
 	defer srv.Stop()
+	r.StartTime = time.Since(started)
+	pair := isPair(procs)
+	if ps, ok := srv.(pairServer); ok && pair {
+		r.Split, r.Imbalanced = ps.Split()
+		progress("%s @ %s: both servers normal %v after the start; %s", srv.Name(), rateLabel(target), r.StartTime.Round(100*time.Millisecond), r.Split)
+	}
+	if pair {
+		c.lab.RelayFanOut(true)
+		defer c.lab.RelayFanOut(false)
+	}
 
-	_, isTandem := srv.(*tandemServer)
-	var client *http.Client
-	if isTandem {
-		client = nsHTTP(proc.Host, 90*time.Second)
-		s, err := snapshotTandem(client, c.metricsAddr, proc.PID)
+	isTandem := srv.Program() == "tandem"
+	r.Members = make([]memberResult, len(procs))
+	clients := make([]*http.Client, len(procs))
+	for i, p := range procs {
+		r.Members[i].Host = p.Host.Name
+		if !isTandem {
+			continue
+		}
+		clients[i] = nsHTTP(p.Host, 90*time.Second)
+		s, err := snapshotTandem(clients[i], c.metricsAddr, p.PID)
 		if err != nil {
-			r.Err = fmt.Errorf("baseline metrics: %w", err)
+			r.Err = fmt.Errorf("baseline metrics of %s: %w", p.Host.Name, err)
 			return r
 		}
-		r.Before = &s
+		r.Members[i].Before = &s
 	}
 
 	opts := lab.PerfdhcpOptions{
-		Server:   proc.Host.IP,
+		Server:   procs[0].Host.IP,
 		Rate:     target,
 		Clients:  c.clients,
 		Duration: c.period,
@@ -127,36 +179,61 @@ func runStep(c stepConfig, srv server, target int, profile bool) *stepResult {
 		r.Err = err
 		return r
 	}
+	hosts := make([]*lab.Host, len(procs))
+	for i, p := range procs {
+		hosts[i] = p.Host
+	}
 	relayLost0, errRelay := udpRcvbufErrors(c.lab.Relay)
-	srvLost0, errSrv := udpRcvbufErrors(proc.Host)
-	srvCPU0, _ := proc.CPUTime()
+	srvLost0, errSrv := sumRcvbufErrors(hosts)
+	srvCPU0 := make([]time.Duration, len(procs))
+	for i, p := range procs {
+		srvCPU0[i], _ = p.CPUTime()
+	}
 	perf := c.lab.Relay.StartEnv(fmt.Sprintf("perfdhcp-%s-%s", srv.Name(), rateLabel(target)), c.perfEnv, withPrefix(c.prefix, argv...)...)
 	t0 := time.Now()
 	perfCPU0, _ := perf.CPUTime()
 
-	var profErr chan error
+	type profResult struct {
+		path string
+		err  error
+	}
+	var profs []chan profResult
 	if profile && isTandem {
-		profErr = make(chan error, 1)
 		secs := max(int(c.period.Seconds())-1, 1)
-		r.Profile = filepath.Join(c.profileDir, fmt.Sprintf("tandem-cpu-%s.pprof", rateLabel(target)))
-		go func() {
-			b, err := httpGet(client, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", c.metricsAddr, secs))
-			if err == nil {
-				err = os.WriteFile(r.Profile, b, 0o644)
+		for i, p := range procs {
+			name := fmt.Sprintf("tandem-cpu-%s.pprof", rateLabel(target))
+			if pair {
+				name = fmt.Sprintf("%s-%s-cpu-%s.pprof", srv.Name(), p.Host.Name, rateLabel(target))
 			}
-			profErr <- err
-		}()
+			path := filepath.Join(c.profileDir, name)
+			ch := make(chan profResult, 1)
+			profs = append(profs, ch)
+			go func() {
+				b, err := httpGet(clients[i], fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", c.metricsAddr, secs))
+				if err == nil {
+					err = os.WriteFile(path, b, 0o644)
+				}
+				ch <- profResult{path, err}
+			}()
+		}
 	}
 
 	// CPU is sampled over the test period only: perfdhcp's start-up and
 	// its exit wait would dilute the figures.
 	time.Sleep(c.period)
 	wall := time.Since(t0)
-	srvCPU1, err1 := proc.CPUTime()
-	perfCPU1, err2 := perf.CPUTime()
+	var cpuErrs []error
+	for i, p := range procs {
+		cpu1, err := p.CPUTime()
+		cpuErrs = append(cpuErrs, err)
+		if err == nil {
+			r.Members[i].CPU = 100 * float64(cpu1-srvCPU0[i]) / float64(wall)
+			r.ServerCPU += r.Members[i].CPU
+		}
+	}
+	perfCPU1, err := perf.CPUTime()
 	r.Load1 = loadAvg1()
-	if err := errors.Join(err1, err2); err == nil {
-		r.ServerCPU = 100 * float64(srvCPU1-srvCPU0) / float64(wall)
+	if err := errors.Join(append(cpuErrs, err)...); err == nil {
 		r.PerfCPU = 100 * float64(perfCPU1-perfCPU0) / float64(wall)
 	}
 
@@ -174,7 +251,7 @@ func runStep(c stepConfig, srv server, target int, profile bool) *stepResult {
 	if n, err := udpRcvbufErrors(c.lab.Relay); err == nil && errRelay == nil {
 		r.RcvbufLost = n - relayLost0
 	}
-	if n, err := udpRcvbufErrors(proc.Host); err == nil && errSrv == nil {
+	if n, err := sumRcvbufErrors(hosts); err == nil && errSrv == nil {
 		r.SrvRcvbufLost = n - srvLost0
 	}
 	res, err := lab.ParsePerfdhcp(perf.Log())
@@ -183,26 +260,52 @@ func runStep(c stepConfig, srv server, target int, profile bool) *stepResult {
 		return r
 	}
 	r.Res = res
-	if profErr != nil {
-		if err := <-profErr; err != nil {
-			r.Profile = ""
-			fmt.Fprintf(os.Stderr, "bench: CPU profile at %s: %v\n", rateLabel(target), err)
+	for _, ch := range profs {
+		p := <-ch
+		if p.err != nil {
+			fmt.Fprintf(os.Stderr, "bench: CPU profile at %s: %v\n", rateLabel(target), p.err)
+			continue
 		}
+		r.Profiles = append(r.Profiles, p.path)
 	}
 
-	if isTandem {
+	if ps, ok := srv.(pairServer); ok && pair {
+		st := ps.Settle()
+		r.Settled = &st
+	} else if isTandem {
 		// The lease counts that /metrics shows are republished once a
 		// second by the server loop.
 		time.Sleep(1500 * time.Millisecond)
-		s, err := snapshotTandem(client, c.metricsAddr, proc.PID)
-		if err != nil {
-			r.Err = fmt.Errorf("metrics after load: %w", err)
-			return r
+	}
+	if isTandem {
+		for i, p := range procs {
+			s, err := snapshotTandem(clients[i], c.metricsAddr, p.PID)
+			if err != nil {
+				r.Err = fmt.Errorf("metrics of %s after load: %w", p.Host.Name, err)
+				return r
+			}
+			r.Members[i].After = &s
+			name := fmt.Sprintf("tandem-metrics-%s.txt", rateLabel(target))
+			if pair {
+				name = fmt.Sprintf("%s-%s-metrics-%s.txt", srv.Name(), p.Host.Name, rateLabel(target))
+			}
+			_ = os.WriteFile(filepath.Join(c.profileDir, name), []byte(s.Text), 0o644)
 		}
-		r.After = &s
-		_ = os.WriteFile(filepath.Join(c.profileDir, fmt.Sprintf("tandem-metrics-%s.txt", rateLabel(target))), []byte(s.Text), 0o644)
 	}
 	return r
+}
+
+// sumRcvbufErrors adds up udpRcvbufErrors over hosts.
+func sumRcvbufErrors(hosts []*lab.Host) (int64, error) {
+	var sum int64
+	for _, h := range hosts {
+		n, err := udpRcvbufErrors(h)
+		if err != nil {
+			return 0, err
+		}
+		sum += n
+	}
+	return sum, nil
 }
 
 func rateLabel(target int) string {
