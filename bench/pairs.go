@@ -132,21 +132,16 @@ func startBoth(start func(i int) (*lab.Proc, error)) ([]*lab.Proc, error) {
 	return procs, errors.Join(errs...)
 }
 
-// stopBoth stops both members at once: a graceful shutdown of one makes
-// the other react, which is no part of what is measured.
+// stopBoth stops the secondary, then the primary. One at a time: a
+// Tandem going down gracefully waits for its partner to confirm
+// partner-down, which a partner going down at the same moment never
+// does; stopped in turn, each exits at once.
 func stopBoth(procs []*lab.Proc) {
-	var wg sync.WaitGroup
-	for _, p := range procs {
-		if p == nil {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for i := len(procs) - 1; i >= 0; i-- {
+		if p := procs[i]; p != nil {
 			_ = p.Stop(10 * time.Second)
-		}()
+		}
 	}
-	wg.Wait()
 }
 
 func killAll(procs []*lab.Proc) {
