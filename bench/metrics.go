@@ -165,6 +165,7 @@ type tandemSnapshot struct {
 	BndUpdSent, BndAckRecv float64 // updates of our leases, and the partner's acks of them
 	BndUpdRecv, BndAckSent float64 // the partner's updates, and our acks of them
 	Queued, Unacked        float64 // tandem_failover_updates_{queued,unacked}
+	NoFree                 float64 // tandem_dhcp_dropped_total{reason="no free leases"}
 	Text                   string  // the whole scrape, saved beside the logs
 }
 
@@ -201,6 +202,7 @@ func snapshotTandem(c *http.Client, metricsAddr string, pid int) (tandemSnapshot
 	s.BndAckSent = m.sum("tandem_failover_messages_sent_total", map[string]string{"type": "BNDACK"})
 	s.Queued = m.sum("tandem_failover_updates_queued", nil)
 	s.Unacked = m.sum("tandem_failover_updates_unacked", nil)
+	s.NoFree = m.sum("tandem_dhcp_dropped_total", map[string]string{"reason": "no free leases"})
 	s.RSS, err = vmRSS(pid)
 	return s, err
 }

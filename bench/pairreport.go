@@ -52,7 +52,8 @@ func printPairs(w io.Writer, rows []*stepResult) {
 		fmt.Fprintf(w, "  Tandem's figures come from -metrics: tandem_dhcp_replies_total, tandem_leasefile_syncs_total,\n")
 		fmt.Fprintf(w, "  tandem_failover_messages_{sent,received}_total{type=BNDUPD|BNDACK}, tandem_failover_updates_{queued,unacked},\n")
 		fmt.Fprintf(w, "  tandem_pool_leases{state=active}. Tandem writes and fsyncs a batch's leases before the batch's DHCPACKs and\n")
-		fmt.Fprintf(w, "  BNDUPDs leave; a lease changed again before its BNDUPD went out is sent once, with its latest state.\n")
+		fmt.Fprintf(w, "  BNDUPDs leave, and the partner's BNDUPDs before its BNDACKs, so a server's fsyncs cover both; a lease changed\n")
+		fmt.Fprintf(w, "  again before its BNDUPD went out is sent once, with its latest state.\n")
 		fmt.Fprintf(w, "  ISC: ACKs are \"DHCPACK on\" lines in each log, active leases read from the lease files. Kea: active leases\n")
 		fmt.Fprintf(w, "  read from the memfile CSVs; a lease's half of the pool tells which server allocated it.\n")
 	}
@@ -95,8 +96,12 @@ func pairLines(r *stepResult) []string {
 	if n := acks[0] + acks[1]; n > 0 {
 		perACK = fmt.Sprintf("%.3f", (upd[0]+upd[1])/n)
 	}
+	noFree := ""
+	if nf := d(func(s *tandemSnapshot) float64 { return s.NoFree }); nf[0]+nf[1] > 0 {
+		noFree = fmt.Sprintf("; DISCOVERs dropped for want of a free address p %.0f + s %.0f", nf[0], nf[1])
+	}
 	out = append(out,
-		fmt.Sprintf("%s ACKs p %.0f + s %.0f; fsyncs p %.0f + s %.0f (%s ACKs per fsync)", head, acks[0], acks[1], syncs[0], syncs[1], perSync),
+		fmt.Sprintf("%s ACKs p %.0f + s %.0f; fsyncs p %.0f + s %.0f (%s ACKs per fsync)%s", head, acks[0], acks[1], syncs[0], syncs[1], perSync, noFree),
 		fmt.Sprintf("%s BNDUPDs sent p %.0f + s %.0f (%s per ACK), BNDACKs received p %.0f + s %.0f; the partner's BNDUPDs received p %.0f + s %.0f, BNDACKs sent p %.0f + s %.0f",
 			pad, upd[0], upd[1], perACK, ackRecv[0], ackRecv[1], updRecv[0], updRecv[1], ackSent[0], ackSent[1]),
 		fmt.Sprintf("%s updates left queued/unacked: p %.0f/%.0f, s %.0f/%.0f; %s",

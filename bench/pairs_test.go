@@ -265,7 +265,7 @@ func TestParseFlagsPairs(t *testing.T) {
 	if diff := cmp.Diff(serverKinds, o.servers); diff != "" {
 		t.Errorf("default servers (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]int{10000}, o.pairRates); diff != "" {
+	if diff := cmp.Diff([]int{500, 10000}, o.pairRates); diff != "" {
 		t.Errorf("quick pair rates (-want +got):\n%s", diff)
 	}
 	if o.pairFsyncCheck || !o.fsyncCheck {
@@ -302,6 +302,7 @@ func TestPairReport(t *testing.T) {
 		{Host: "srv1", CPU: 61, Before: snap(0, 10, 100, 100), After: snap(10000, 1010, 10100, 10100)},
 		{Host: "srv2", CPU: 58, Before: snap(0, 10, 0, 0), After: snap(10000, 1010, 10000, 10000)},
 	}
+	tp.Members[1].After.NoFree = 42
 	tp.ServerCPU = 119
 	tp.StartTime = 12 * time.Second
 	tp.Split = "198.19.0.0/16 free 32639 / backup 32639"
@@ -326,7 +327,7 @@ func TestPairReport(t *testing.T) {
 		"61+58",         // both servers' CPU
 		"2000 (10.0)",   // fsyncs of both, ACKs per fsync
 		"25.00", "5.00", // ratios at 10000
-		"ACKs p 10000 + s 10000; fsyncs p 1000 + s 1000",
+		"ACKs p 10000 + s 10000; fsyncs p 1000 + s 1000 (10.0 ACKs per fsync); DISCOVERs dropped for want of a free address p 0 + s 42",
 		"BNDUPDs sent p 10000 + s 10000 (1.000 per ACK), BNDACKs received p 10000 + s 10000",
 		"active leases p 20000 / s 20000 (agree",
 		"active leases p 2000 / s 1990 (DIFFER",
