@@ -180,29 +180,37 @@ func (s *Acks) byAddr() map[netip.Addr][]Ack {
 }
 
 // Summary says how many DHCPACKs each server sent, of how many addresses
-// to how many clients.
+// to how many clients, and how many changed hands (at once or not).
 func (s *Acks) Summary() string {
 	var per []string
 	for _, srv := range s.servers {
 		per = append(per, fmt.Sprintf("%s %d", srv, s.byServer[srv]))
 	}
-	addrs := map[netip.Addr]bool{}
+	addrs := map[netip.Addr]map[string]bool{}
 	macs := map[string]map[netip.Addr]bool{}
 	for _, a := range s.list {
-		addrs[a.Addr] = true
+		if addrs[a.Addr] == nil {
+			addrs[a.Addr] = map[string]bool{}
+		}
+		addrs[a.Addr][a.MAC] = true
 		if macs[a.MAC] == nil {
 			macs[a.MAC] = map[netip.Addr]bool{}
 		}
 		macs[a.MAC][a.Addr] = true
 	}
-	several := 0
+	shared, several := 0, 0
+	for _, ms := range addrs {
+		if len(ms) > 1 {
+			shared++
+		}
+	}
 	for _, as := range macs {
 		if len(as) > 1 {
 			several++
 		}
 	}
-	return fmt.Sprintf("%d DHCPACKs (%s) of %d addresses to %d clients, %d of them given more than one address",
-		len(s.list), strings.Join(per, ", "), len(addrs), len(macs), several)
+	return fmt.Sprintf("%d DHCPACKs (%s) of %d addresses to %d clients; %d clients given more than one address, %d addresses given to more than one client",
+		len(s.list), strings.Join(per, ", "), len(addrs), len(macs), several, shared)
 }
 
 // DoubleLease is an address acknowledged to two clients whose leases may
@@ -258,15 +266,16 @@ func (s *Acks) CheckUnique() error {
 // hardware address of every active lease, see ActiveLeases) holds each
 // acknowledged address active for the client it was acknowledged to last,
 // or to every client if the ACKs carry no times. A timed ACK whose lease
-// has ended by now is not checked; untimed ones always are, so call it
-// while the leases granted over the stretch are all still valid.
+// has ended by now (or ends within the clock slack of it) is not checked;
+// untimed ones always are, so call it while the leases granted over the
+// stretch are all still valid.
 func (s *Acks) CheckHeld(db string, active map[netip.Addr]string, now time.Time) error {
 	var bad []string
 	for addr, as := range s.byAddr() {
 		current := as
 		if !slices.ContainsFunc(as, func(a Ack) bool { return !a.timed() }) {
 			last := slices.MaxFunc(as, func(a, b Ack) int { return a.At.Compare(b.At) })
-			if !last.At.Add(last.Lease).After(now) {
+			if last.At.Add(last.Lease).Before(now.Add(ackClockSlack)) {
 				continue
 			}
 			current = []Ack{last}

@@ -148,12 +148,17 @@ func TestAcksSummary(t *testing.T) {
 	if err := acks.AddLog("idle", "nothing\n"); err != nil {
 		t.Fatal(err)
 	}
-	want := "3 DHCPACKs (isc 2, tandem 1, idle 0) of 3 addresses to 3 clients, 0 of them given more than one address"
+	want := "3 DHCPACKs (isc 2, tandem 1, idle 0) of 3 addresses to 3 clients; 0 clients given more than one address, 0 addresses given to more than one client"
 	if got := acks.Summary(); got != want {
 		t.Errorf("Summary() = %q, want %q", got, want)
 	}
-	if acks.Len() != 3 {
-		t.Errorf("Len() = %d, want 3", acks.Len())
+	acks.Add(Ack{Addr: netip.MustParseAddr("198.19.1.1"), MAC: "02:74:64:00:00:01", Server: "isc"})
+	want = "4 DHCPACKs (isc 3, tandem 1, idle 0) of 3 addresses to 3 clients; 1 clients given more than one address, 1 addresses given to more than one client"
+	if got := acks.Summary(); got != want {
+		t.Errorf("Summary() = %q, want %q", got, want)
+	}
+	if acks.Len() != 4 {
+		t.Errorf("Len() = %d, want 4", acks.Len())
 	}
 }
 
