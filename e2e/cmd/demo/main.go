@@ -427,7 +427,6 @@ func (d *demo) reportRelayed(leases map[netip.Addr]lease.Lease) {
 		p.paint(okStyle(do.Received < do.Sent), fmt.Sprintf("%d/%d", do.Received, do.Sent)), do.AvgDelay, do.MaxDelay)
 	p.printf("  REQUEST  → ACK     %s   avg %v, max %v\n",
 		p.paint(okStyle(ra.Received < ra.Sent), fmt.Sprintf("%d/%d", ra.Received, ra.Sent)), ra.AvgDelay, ra.MaxDelay)
-	p.printf("  addresses perfdhcp saw given twice: %s\n", p.paint(okStyle(ra.NonUniqueAddresses > 0), fmt.Sprint(ra.NonUniqueAddresses)))
 
 	var relayed []lease.Lease
 	for a, l := range leases {
