@@ -54,8 +54,10 @@ func printPairs(w io.Writer, rows []*stepResult) {
 		fmt.Fprintf(w, "  tandem_pool_leases{state=active}. Tandem writes and fsyncs a batch's leases before the batch's DHCPACKs and\n")
 		fmt.Fprintf(w, "  BNDUPDs leave, and the partner's BNDUPDs before its BNDACKs, so a server's fsyncs cover both; a lease changed\n")
 		fmt.Fprintf(w, "  again before its BNDUPD went out is sent once, with its latest state.\n")
-		fmt.Fprintf(w, "  ISC: ACKs are \"DHCPACK on\" lines in each log, active leases read from the lease files. Kea: active leases\n")
-		fmt.Fprintf(w, "  read from the memfile CSVs; a lease's half of the pool tells which server allocated it.\n")
+		fmt.Fprintf(w, "  ISC: ACKs are \"DHCPACK on\" lines in each log, active leases read from the lease files; an address both\n")
+		fmt.Fprintf(w, "  servers ACKed was ACKed twice (ISC's secondary also answers a REQUEST naming the primary once it holds the\n")
+		fmt.Fprintf(w, "  lease), so the two add up to more than perfdhcp's exchanges. Kea: active leases read from the memfile CSVs; a\n")
+		fmt.Fprintf(w, "  lease's half of the pool tells which server allocated it.\n")
 	}
 }
 
@@ -76,7 +78,11 @@ func pairLines(r *stepResult) []string {
 	b0, a0 := r.Members[0].Before, r.Members[0].After
 	b1, a1 := r.Members[1].Before, r.Members[1].After
 	if b0 == nil || a0 == nil || b1 == nil || a1 == nil {
-		out = append(out, fmt.Sprintf("%s %s p %d + s %d; %s", head, st.AnsweredWhat, st.Answered[0], st.Answered[1], leases))
+		both := ""
+		if st.BothWhat != "" {
+			both = fmt.Sprintf(" (%d %s)", st.BothAnswered, st.BothWhat)
+		}
+		out = append(out, fmt.Sprintf("%s %s p %d + s %d%s; %s", head, st.AnsweredWhat, st.Answered[0], st.Answered[1], both, leases))
 		return out
 	}
 	d := func(f func(*tandemSnapshot) float64) [2]float64 {

@@ -85,6 +85,10 @@ type settled struct {
 	// (Tandem, ISC) or leases from each server's half of the pools (Kea).
 	Answered     [2]int
 	AnsweredWhat string
+	// BothAnswered counts what both servers answered (BothWhat says
+	// what); ISC's secondary may ACK a REQUEST that names the primary.
+	BothAnswered int
+	BothWhat     string
 	// Waited is how long the partners took to agree; Agreed is false if
 	// they did not within the bound.
 	Waited time.Duration
@@ -534,8 +538,30 @@ func (s *iscPair) Settle() settled {
 	out.Waited = time.Since(start)
 	out.Err = err
 	out.Agreed = err == nil
+	var acked [2]map[string]bool
 	for i, p := range s.procs {
+		acked[i] = iscACKs(p.Log())
 		out.Answered[i] = strings.Count(p.Log(), "DHCPACK on ")
+	}
+	for a := range acked[0] {
+		if acked[1][a] {
+			out.BothAnswered++
+		}
+	}
+	out.BothWhat = "addresses both servers ACKed"
+	return out
+}
+
+// iscACKs is the set of addresses an ISC dhcpd log has "DHCPACK on"
+// lines for.
+func iscACKs(log string) map[string]bool {
+	out := map[string]bool{}
+	for _, line := range strings.Split(log, "\n") {
+		if rest, ok := strings.CutPrefix(line, "DHCPACK on "); ok {
+			if f := strings.Fields(rest); len(f) > 0 {
+				out[f[0]] = true
+			}
+		}
 	}
 	return out
 }

@@ -128,6 +128,19 @@ lease 198.19.1.1 {
 	}
 }
 
+func TestISCACKs(t *testing.T) {
+	log := `DHCPREQUEST for 198.19.10.107 (198.18.0.1) from 00:0c:01:02:09:0e via 198.19.0.1
+DHCPACK on 198.19.10.107 to 00:0c:01:02:09:0e via 198.19.0.1
+DHCPOFFER on 198.19.10.108 to 00:0c:01:02:09:0f via 198.19.0.1
+DHCPACK on 198.19.10.109 to 00:0c:01:02:09:10 via 198.19.0.1
+DHCPACK on 198.19.10.107 to 00:0c:01:02:09:0e via 198.19.0.1
+`
+	want := map[string]bool{"198.19.10.107": true, "198.19.10.109": true}
+	if diff := cmp.Diff(want, iscACKs(log)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
 func TestKeaActiveLeases(t *testing.T) {
 	text := `address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,user_context
 198.19.1.0,02:00:00:00:00:01,,43200,1763800000,2,0,0,,0,
@@ -309,7 +322,8 @@ func TestPairReport(t *testing.T) {
 	tp.Settled = &settled{Active: [2]int{20000, 20000}, Agreed: true, AnsweredWhat: "ACKs"}
 	isc := step("isc-pair", 10000, 400, 90, 30)
 	isc.Members = []memberResult{{Host: "srv1", CPU: 20}, {Host: "srv2", CPU: 22}}
-	isc.Settled = &settled{Active: [2]int{2000, 1990}, Answered: [2]int{1000, 1000}, AnsweredWhat: "ACKs sent", Err: errNotAgreed}
+	isc.Settled = &settled{Active: [2]int{2000, 1990}, Answered: [2]int{1000, 1000}, AnsweredWhat: "ACKs sent", Err: errNotAgreed,
+		BothAnswered: 17, BothWhat: "addresses both servers ACKed"}
 	kea := step("kea-ha", 10000, 2000, 50, 40)
 	rows := []*stepResult{tp, isc, kea}
 
@@ -331,6 +345,7 @@ func TestPairReport(t *testing.T) {
 		"BNDUPDs sent p 10000 + s 10000 (1.000 per ACK), BNDACKs received p 10000 + s 10000",
 		"active leases p 20000 / s 20000 (agree",
 		"active leases p 2000 / s 1990 (DIFFER",
+		"ACKs sent p 1000 + s 1000 (17 addresses both servers ACKed)",
 		"both normal 12s after the start; 198.19.0.0/16 free 32639 / backup 32639",
 	} {
 		if !strings.Contains(out, want) {
