@@ -325,8 +325,7 @@ func run(o options, out io.Writer) error {
 	if o.nice != 0 {
 		prefix = []string{"nice", "-n", strconv.Itoa(o.nice)}
 	}
-	pc := pairConfig{pools: pools, maxUnacked: o.pairMaxUnacked, readyTimeout: o.pairReady,
-		settle: o.pairSettle, prefix: prefix, keep: o.keep}
+	pc := pairConfig{readyTimeout: o.pairReady, settle: o.pairSettle, prefix: prefix, keep: o.keep}
 	var confs lab.FailoverConfs
 	if pairs {
 		if confs, err = pairConfs(pools, o.pairMaxUnacked); err != nil {

@@ -33,8 +33,6 @@ const pairPeer = "dhcp-failover"
 
 // pairConfig is what the three pair kinds share.
 type pairConfig struct {
-	pools        lab.Pools
-	maxUnacked   int           // max-unacked-updates of both servers
 	readyTimeout time.Duration // start to normal with balanced pools
 	settle       time.Duration // after the load, for the partners to catch up
 	prefix       []string
