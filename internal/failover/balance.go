@@ -122,14 +122,13 @@ func (n *Node) balance(now int64, sendreq *bool) int {
 }
 
 // queueOrder returns the addresses of pool p in state s, oldest first, the
-// order in which the allocator would hand them out. lease.DB has no walk
-// over a queue, so this visits it through Allocate with a filter that
-// refuses every lease, which leaves the queue as it was.
+// order in which the allocator would hand them out: the whole queue, as
+// ISC's balancing walks the whole free list in one pass.
 func queueOrder(db *lease.DB, p *lease.Pool, s lease.BindingState) []uint32 {
 	var ips []uint32
-	db.Allocate(p, s, func(l *lease.Lease) bool {
+	db.Queue(p, s, func(l *lease.Lease) bool {
 		ips = append(ips, l.IP)
-		return false
+		return true
 	})
 	return ips
 }
@@ -137,10 +136,8 @@ func queueOrder(db *lease.DB, p *lease.Pool, s lease.BindingState) []uint32 {
 // queueHead returns the oldest lease of p in state s, or nil.
 func queueHead(db *lease.DB, p *lease.Pool, s lease.BindingState) *lease.Lease {
 	var head *lease.Lease
-	db.Allocate(p, s, func(l *lease.Lease) bool {
-		if head == nil {
-			head = l
-		}
+	db.Queue(p, s, func(l *lease.Lease) bool {
+		head = l
 		return false
 	})
 	return head

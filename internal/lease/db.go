@@ -426,6 +426,23 @@ func (db *DB) Restore(src *Lease) bool {
 	return true
 }
 
+// Queue calls fn with each lease of pool p in state s (Free, Backup or
+// Abandoned), in the order Allocate would take them, until fn returns
+// false. Unlike Allocate it looks at the whole queue and changes nothing;
+// fn must not change the DB.
+func (db *DB) Queue(p *Pool, s BindingState, fn func(l *Lease) bool) {
+	qi := queueOf(s)
+	if qi < 0 {
+		return
+	}
+	q := &p.queues[qi]
+	for i := range q.size {
+		if l := db.live(qi, q.buf[(q.head+i)%len(q.buf)]); l != nil && !fn(l) {
+			return
+		}
+	}
+}
+
 // MaxAllocateScan bounds the candidates one Allocate call looks at, so a
 // flood of requests for a pool whose candidates are all rejected (every
 // address held for an offer) costs bounded work per request. Rejected

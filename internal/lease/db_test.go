@@ -672,3 +672,41 @@ func TestSnapshotDropsInternalFlags(t *testing.T) {
 		t.Error("Update dropped the fixed mark")
 	}
 }
+
+// TestQueueWalksWholeQueue: Queue sees every candidate, beyond
+// MaxAllocateScan, in the order Allocate takes them, and moves nothing.
+func TestQueueWalksWholeQueue(t *testing.T) {
+	db := newDB(t, spec("198.18.0.0/16", "198.18.0.1-198.18.39.255"))
+	p := db.Pools[0]
+	// Some leases leave the queue and one comes back at its end.
+	setState(t, db, "198.18.0.1", Active)
+	setState(t, db, "198.18.0.2", Active)
+	setState(t, db, "198.18.0.1", Free)
+	var walked []uint32
+	db.Queue(p, Free, func(l *Lease) bool {
+		walked = append(walked, l.IP)
+		return true
+	})
+	if want := p.Count(Free); len(walked) != want || want <= MaxAllocateScan {
+		t.Fatalf("Queue saw %d leases, want all %d (more than MaxAllocateScan %d)", len(walked), want, MaxAllocateScan)
+	}
+	if walked[0] != ip4("198.18.0.3") || walked[len(walked)-1] != ip4("198.18.0.1") {
+		t.Errorf("Queue order starts %s and ends %s, want 198.18.0.3 … 198.18.0.1",
+			U32ToAddr(walked[0]), U32ToAddr(walked[len(walked)-1]))
+	}
+	// Walking again, and stopping early, changes nothing: Allocate still
+	// takes the head.
+	n := 0
+	db.Queue(p, Free, func(*Lease) bool { n++; return n < 10 })
+	if n != 10 {
+		t.Errorf("Queue went on after false: %d calls", n)
+	}
+	for i, want := range walked[:5] {
+		l := db.Allocate(p, Free, nil)
+		if l == nil || l.IP != want {
+			t.Fatalf("allocation %d: %v, want %s", i, l, U32ToAddr(want))
+		}
+		setState(t, db, U32ToAddr(want).String(), Active)
+	}
+	check(t, db)
+}
