@@ -79,7 +79,7 @@ func parseFlags(args []string) (options, error) {
 	pairRates := fs.String("pair-rates", "500,1000,2000,5000,10000,15000,20000,unlimited",
 		"target rates of the failover pairs, whose every step first brings a fresh pair to normal (seconds to a minute)")
 	profile := fs.String("profile", "", "rates at which to take a CPU profile of Tandem (e.g. unlimited); printed with go tool pprof -top")
-	fs.BoolVar(&o.quick, "quick", false, "a subset, 5 s a step: single servers at 1000,5000,unlimited, pairs at 500,10000, no strace check of the pairs; about 4-5 minutes")
+	fs.BoolVar(&o.quick, "quick", false, "a subset, 5 s a step: single servers at 1000,5000,unlimited, pairs at 500,10000,unlimited, no strace check of the pairs; about 5-6 minutes")
 	fs.DurationVar(&o.period, "period", 10*time.Second, "length of each step (perfdhcp -p)")
 	fs.IntVar(&o.clients, "clients", 60000, "distinct client MACs perfdhcp uses (-R); keep below -pool")
 	fs.IntVar(&o.poolSize, "pool", 65278, "addresses in the relayed pool 198.19.1.0 and up (at most 65278)")
@@ -119,7 +119,7 @@ func parseFlags(args []string) (options, error) {
 			// Every pair step starts a fresh pair, which takes ISC's
 			// half a minute to a minute: one step the ISC and Kea pairs
 			// may hold, and the target of issue 3.
-			*pairRates = "500,10000"
+			*pairRates = "500,10000,unlimited"
 		}
 		if !set["period"] {
 			o.period = 5 * time.Second

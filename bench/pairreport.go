@@ -47,7 +47,7 @@ func printPairs(w io.Writer, rows []*stepResult) {
 		}
 	}
 	if header {
-		fmt.Fprintf(w, "  IMBALANCED: a server held less than its half of a pool's free addresses by more than max-lease-misbalance\n")
+		fmt.Fprintf(w, "  A step marked IMBALANCED: a server held less than its half of a pool's free addresses by more than max-lease-misbalance\n")
 		fmt.Fprintf(w, "  (15 %%) when the load began, after the primary's balancing had been delivered; it runs out early.\n")
 		fmt.Fprintf(w, "  Tandem's figures come from -metrics: tandem_dhcp_replies_total, tandem_leasefile_syncs_total,\n")
 		fmt.Fprintf(w, "  tandem_failover_messages_{sent,received}_total{type=BNDUPD|BNDACK}, tandem_failover_updates_{queued,unacked},\n")
