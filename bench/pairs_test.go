@@ -278,7 +278,8 @@ func TestParseFlagsPairs(t *testing.T) {
 	if diff := cmp.Diff(serverKinds, o.servers); diff != "" {
 		t.Errorf("default servers (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]int{500, 10000, 0}, o.pairRates) // 0 = unlimited; diff != "" {
+	// 0 is unlimited.
+	if diff := cmp.Diff([]int{500, 10000, 0}, o.pairRates); diff != "" {
 		t.Errorf("quick pair rates (-want +got):\n%s", diff)
 	}
 	if o.pairFsyncCheck || !o.fsyncCheck {
