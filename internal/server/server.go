@@ -290,11 +290,19 @@ func (s *Server) readLoop(ctx context.Context, out chan<- []dhcpnet.Packet) erro
 		if n == 0 {
 			continue
 		}
-		// The connection reuses its buffers; the loop gets copies.
+		// The connection reuses its buffers; the loop gets copies, all
+		// in one allocation.
+		size := 0
+		for i := range n {
+			size += len(buf[i].Data)
+		}
+		slab := make([]byte, 0, size)
 		batch := make([]dhcpnet.Packet, n)
-		for i := 0; i < n; i++ {
+		for i := range n {
 			batch[i] = buf[i]
-			batch[i].Data = append([]byte(nil), buf[i].Data...)
+			start := len(slab)
+			slab = append(slab, buf[i].Data...)
+			batch[i].Data = slab[start:len(slab):len(slab)]
 		}
 		select {
 		case out <- batch:
