@@ -200,7 +200,32 @@ func (c *DHClient) Acquire(timeout time.Duration) (ClientEvent, error) {
 		<-p.done
 		return ClientEvent{}, fmt.Errorf("dhclient on %s got no lease: %w", c.Host.Name, err)
 	}
+	if err := c.awaitLeaseWritten(ev.IP, 5*time.Second); err != nil {
+		return ClientEvent{}, err
+	}
 	return ev, nil
+}
+
+// awaitLeaseWritten waits until dhclient's lease file holds a lease for ip.
+// dhclient runs the hook (the event) and writes its lease file in either
+// order, so a client stopped right after the event may restart without
+// the lease and DISCOVER instead of INIT-REBOOT.
+func (c *DHClient) awaitLeaseWritten(ip netip.Addr, timeout time.Duration) error {
+	want := "fixed-address " + ip.String() + ";"
+	deadline := time.Now().Add(timeout)
+	for {
+		b, err := os.ReadFile(c.LeasePath)
+		if err != nil {
+			return err
+		}
+		if strings.Contains(string(b), want) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("dhclient on %s bound %s but its lease file %s does not hold it after %v", c.Host.Name, ip, c.LeasePath, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // WaitEvent waits for the next hook event (after those already consumed
