@@ -207,9 +207,9 @@ func (c *DHClient) Acquire(timeout time.Duration) (ClientEvent, error) {
 }
 
 // awaitLeaseWritten waits until dhclient's lease file holds a lease for ip.
-// dhclient runs the hook (the event) and writes its lease file in either
-// order, so a client stopped right after the event may restart without
-// the lease and DISCOVER instead of INIT-REBOOT.
+// dhclient runs the hook (the event) before it writes its lease file
+// (bind_lease in client/dhclient.c), so a client stopped right after the
+// event may restart without the lease and DISCOVER instead of INIT-REBOOT.
 func (c *DHClient) awaitLeaseWritten(ip netip.Addr, timeout time.Duration) error {
 	want := "fixed-address " + ip.String() + ";"
 	deadline := time.Now().Add(timeout)
