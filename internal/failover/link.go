@@ -102,8 +102,7 @@ func (n *Node) linkTimers(now int64) {
 		// ISC's line, word for word (failover.c dhcp_failover_timeout).
 		n.logf(slog.LevelError, "timeout waiting for failover peer %s", n.name)
 		n.counts.ReceiveTimeouts++
-		n.rd.CloseLink = &CloseLink{Reason: "timeout"}
-		n.linkLost(now, "timeout")
+		n.dropLink(now, "timeout")
 		return
 	}
 	if now >= n.link.lastSend+n.contactInterval() {

@@ -355,12 +355,16 @@ func (s *Server) handleBatch(pkts []dhcpnet.Packet) {
 func (s *Server) flush(replies []dhcpnet.Reply) {
 	var job commitJob
 	job.replies = replies
-	now := s.now().Unix()
-	job.records = s.drainLeases(job.records, func(ip uint32, p *lease.Pool) {
-		if r := s.relByName[p.FailoverPeer]; r != nil {
-			s.step(r, now, failover.LeaseChanged{IP: ip})
+	var report func(ip uint32, p *lease.Pool)
+	if len(s.rels) > 0 {
+		now := s.now().Unix()
+		report = func(ip uint32, p *lease.Pool) {
+			if r := s.relByName[p.FailoverPeer]; r != nil {
+				s.step(r, now, failover.LeaseChanged{IP: ip})
+			}
 		}
-	})
+	}
+	job.records = s.drainLeases(job.records, report)
 	for _, r := range s.rels {
 		job = s.collectReady(r, job)
 	}
@@ -374,7 +378,8 @@ func (s *Server) flush(replies []dhcpnet.Reply) {
 	s.commits <- job
 }
 
-// drainLeases encodes the dirty leases, reporting each to fn.
+// drainLeases encodes the dirty leases, reporting each of a failover pool
+// to fn, if fn is not nil (after the drain: fn may change the DB).
 func (s *Server) drainLeases(rec []byte, fn func(ip uint32, p *lease.Pool)) []byte {
 	var ips []uint32
 	s.db.DrainDirty(func(l *lease.Lease) {
