@@ -18,14 +18,26 @@
 // this package). An accepted connection is kept only if it comes from a
 // peer address; others are closed at once.
 //
-// There is at most one link at a time. A connection that is established
-// (accepted or dialled) while a link exists is closed at once: the first
-// link wins. ISC does the same one layer up, rejecting the second CONNECT
-// with reason 7 (duplicate connection, fw §5); refusing here means the
-// state machine never sees two connections. If both servers dial at the
-// same instant each may keep a different connection; both links then end
-// (each side closed the other's), and the redial jitter below makes the
-// next attempts unlikely to collide again.
+// There is at most one link at a time. A server dials only while it has
+// no link, so when a connection is established (accepted or dialled) while
+// a link exists, one of the two must go at once, and both servers must
+// choose the same one:
+//
+//   - If the side that dialled the link dials again, it has given the link
+//     up (it restarted, or timed the link out): the new connection
+//     replaces the link. ISC drops a link it holds when the peer connects
+//     again too, taking it for dead.
+//   - If the two were dialled by different sides, both servers dialled at
+//     about the same time. The connection dialled by the server whose
+//     listening address (IP, then port) is greater stays, on both sides;
+//     the other is closed.
+//
+// The old link is reported Down (cause "replaced") before the new one
+// comes Up, so the state machine never sees two connections. ISC settles
+// the same race one layer up, rejecting the second CONNECT with reason 7
+// (duplicate connection, fw §5). Keeping the first connection each side
+// saw, which this package did before, ended both links whenever the two
+// servers saw the connections in different orders.
 //
 // # Reconnecting
 //

@@ -160,6 +160,11 @@ func describe(evs []Event) string {
 
 func isKind(k EventKind) func(Event) bool { return func(ev Event) bool { return ev.Kind == k } }
 
+// downOf matches the Down of connection conn.
+func downOf(conn ConnID) func(Event) bool {
+	return func(ev Event) bool { return ev.Kind == EventDown && ev.Conn == conn }
+}
+
 // started is a running Link with its recorder and logs.
 type started struct {
 	*Link

@@ -133,10 +133,11 @@ const (
 	CauseWriteError Cause = "write_error"   // the connection failed (or stalled) while writing
 	CauseOverflow   Cause = "send_overflow" // the send queue was full
 	CauseShutdown   Cause = "shutdown"      // Run's context ended
+	CauseReplaced   Cause = "replaced"      // a newer connection became the link (see Link.keeps)
 )
 
 var allCauses = []Cause{CauseClosed, CausePeerClosed, CauseTimeout, CauseMalformed,
-	CauseReadError, CauseWriteError, CauseOverflow, CauseShutdown}
+	CauseReadError, CauseWriteError, CauseOverflow, CauseShutdown, CauseReplaced}
 
 // Event is what the Link tells the server loop.
 type Event struct {
@@ -384,32 +385,89 @@ func (l *Link) emit(ev Event) bool {
 	}
 }
 
-// adopt makes nc the link unless one exists (the first link wins, see the
-// package comment) or Run is stopping, in which case it closes nc. It
-// returns the link now in place, nc's or the one that was there; nil when
+// adopt makes nc the link, or closes it if the link in place is to stay
+// (see keeps), or if Run is stopping. When nc is to replace the link, the
+// old connection is closed and reported Down before nc comes Up. It
+// returns the link now in place, nc's or the one that stayed; nil when
 // stopping.
 func (l *Link) adopt(nc net.Conn, remote netip.AddrPort, inbound bool) *conn {
-	l.mu.Lock()
-	if l.stopping {
+	local := addrPortOf(nc.LocalAddr())
+	for {
+		l.mu.Lock()
+		if l.stopping {
+			l.mu.Unlock()
+			nc.Close()
+			return nil
+		}
+		cur := l.cur
+		if cur == nil {
+			l.lastID++
+			c := newConn(l.lastID, nc, local, remote, inbound, l.cfg)
+			l.cur = c
+			l.wg.Add(1)
+			l.mu.Unlock()
+			go l.serve(c)
+			return c
+		}
 		l.mu.Unlock()
-		nc.Close()
-		return nil
+		if l.keeps(cur, inbound, local.Addr(), remote.Addr()) {
+			l.m.refused.WithLabelValues(RefusedDuplicate).Inc()
+			l.log.Info("failover peer "+l.cfg.Name+": closing a second connection; the link stays",
+				"remote", remote, "inbound", inbound, "dialled_by", l.dialler(inbound), "link_conn", cur.id,
+				"link_remote", cur.remote, "link_dialled_by", l.dialler(cur.inbound))
+			nc.Close()
+			return cur
+		}
+		err := fmt.Errorf("replaced by a connection dialled by %s", l.dialler(inbound))
+		if cur.closeWith(CauseReplaced, err) {
+			l.log.Info("failover peer "+l.cfg.Name+": a new connection replaces the link",
+				"remote", remote, "inbound", inbound, "dialled_by", l.dialler(inbound), "link_conn", cur.id,
+				"link_remote", cur.remote, "link_dialled_by", l.dialler(cur.inbound))
+		}
+		// The old link's Down must precede the new one's Up.
+		select {
+		case <-cur.gone:
+		case <-l.runCtx.Done():
+			nc.Close()
+			return nil
+		}
 	}
-	if cur := l.cur; cur != nil {
-		l.mu.Unlock()
-		l.m.refused.WithLabelValues(RefusedDuplicate).Inc()
-		l.log.Info("failover peer "+l.cfg.Name+": closing a second connection; a link exists",
-			"remote", remote, "inbound", inbound, "link_conn", cur.id, "link_remote", cur.remote)
-		nc.Close()
-		return cur
+}
+
+// keeps reports whether the link cur stays when another connection to the
+// peer is established (inbound: the peer dialled it), local and remote
+// being that connection's addresses.
+//
+// Each server dials only while it has no link, so a connection dialled by
+// the side that dialled cur means that side has given cur up (it crashed
+// and came back, or timed cur out): the new one replaces cur, as ISC drops
+// a link it holds when the peer connects again ("it must be dead",
+// dhcp_failover_listener_signal). When the two connections were dialled by
+// different sides, both servers dialled at about the same time and each
+// holds both connections, in either order. Both must keep the same one, so
+// the connection dialled by the server with the greater listening address
+// (IP, then port) wins on both sides. Before this rule each side kept the
+// first it saw; when those differed both links ended and both redialled.
+func (l *Link) keeps(cur *conn, inbound bool, local, remote netip.Addr) bool {
+	if cur.inbound == inbound {
+		return false
 	}
-	l.lastID++
-	c := newConn(l.lastID, nc, addrPortOf(nc.LocalAddr()), remote, inbound, l.cfg)
-	l.cur = c
-	l.wg.Add(1)
-	l.mu.Unlock()
-	go l.serve(c)
-	return c
+	ours := netip.AddrPortFrom(local, uint16(l.cfg.Port))
+	theirs := netip.AddrPortFrom(remote, uint16(l.cfg.PeerPort))
+	order := ours.Compare(theirs)
+	if order == 0 { // both sides configured alike: the first link stays
+		return true
+	}
+	dialledByUs := !cur.inbound
+	return dialledByUs == (order > 0)
+}
+
+// dialler names the side that dialled a connection, for the logs.
+func (l *Link) dialler(inbound bool) string {
+	if inbound {
+		return "the peer"
+	}
+	return "us"
 }
 
 // dialLoop dials the peer whenever there is no link (fw §5).

@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,8 +41,9 @@ func startPair(t *testing.T, tweak func(a, b *Config)) (a, b *started, upA, upB 
 }
 
 // waitLinked waits until A and B hold the two ends of one connection. If
-// both dial at the same instant each may first keep a different one; both
-// then drop and redial, so this polls rather than taking the first Up.
+// both dial at about the same time a side may first take up the connection
+// that the other side then replaces (see Link.keeps), so this polls rather
+// than taking the first Up.
 func waitLinked(t *testing.T, a, b *started) (upA, upB Event) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
@@ -183,14 +186,14 @@ func TestCloseDropsTheLinkWhichComesBack(t *testing.T) {
 	a.Close(upA.Conn+1, "not this one") // not the link: nothing happens
 	a.Close(upA.Conn, "protocol error: no relationship name")
 
-	down, _ := a.rec.wait(t, 0, 5*time.Second, "A's Down", isKind(EventDown))
-	if down.Conn != upA.Conn || down.Cause != CauseClosed || down.Err == nil ||
+	down, _ := a.rec.wait(t, 0, 5*time.Second, "A's Down", downOf(upA.Conn))
+	if down.Cause != CauseClosed || down.Err == nil ||
 		down.Err.Error() != "protocol error: no relationship name" {
 		t.Errorf("A's Down: conn %d cause %s err %v, want conn %d, closed, the reason given", down.Conn, down.Cause, down.Err, upA.Conn)
 	}
-	downB, _ := b.rec.wait(t, 0, 5*time.Second, "B's Down", isKind(EventDown))
-	if downB.Conn != upB.Conn || downB.Cause != CausePeerClosed {
-		t.Errorf("B's Down: conn %d cause %s (%v), want conn %d, peer_closed", downB.Conn, downB.Cause, downB.Err, upB.Conn)
+	downB, _ := b.rec.wait(t, 0, 5*time.Second, "B's Down", downOf(upB.Conn))
+	if downB.Cause != CausePeerClosed {
+		t.Errorf("B's Down: cause %s (%v), want peer_closed", downB.Cause, downB.Err)
 	}
 	if err := a.Send(upA.Conn, bndupd(1, "198.18.0.10")); !errors.Is(err, ErrNotConnected) {
 		t.Errorf("Send on the closed connection: %v, want ErrNotConnected", err)
@@ -512,22 +515,173 @@ func TestSendQueueOverflowClosesTheLink(t *testing.T) {
 	_ = c
 }
 
-func TestDuplicateConnectionClosed(t *testing.T) {
-	a, _, upA, _ := startPair(t, nil)
-	// A second connection from B's address while the link is up.
+// A server dials only while it has no link, so a connection from the side
+// that dialled the link means that side has given the link up: the new
+// connection replaces it, the old one being reported Down first.
+func TestRedialBySameSideReplacesLink(t *testing.T) {
+	peer := newRawPeer(t)
+	a := start(t, testConfig(t, freePort(t, addrA), peer.port))
+	first := peer.accept(t, 5*time.Second)
+	up, _ := a.rec.wait(t, 0, 5*time.Second, "Up", isKind(EventUp))
+
+	// The peer (127.0.0.2, greater than A's 127.0.0.1) dials while A's own
+	// connection is the link: the peer's wins (see
+	// TestSimultaneousDialsKeepOneLink); then it dials again, as after a
+	// restart, and the newest wins.
+	target := netip.AddrPortFrom(addrA, uint16(a.cfg.Port)).String()
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: addrB.AsSlice()}}
-	c, err := d.Dial("tcp4", netip.AddrPortFrom(addrA, uint16(a.cfg.Port)).String())
+	prev := up
+	for i := range 2 {
+		c, err := d.Dial("tcp4", target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		down, from := a.rec.wait(t, 0, 5*time.Second, "Down of the replaced link", downOf(prev.Conn))
+		if down.Cause != CauseReplaced {
+			t.Errorf("dial %d: Down of conn %d: cause %s (%v), want replaced", i+1, prev.Conn, down.Cause, down.Err)
+		}
+		next, _ := a.rec.wait(t, from, 5*time.Second, "Up of the new connection", isKind(EventUp))
+		if !next.Inbound || next.Remote != addrPortOf(c.LocalAddr()) {
+			t.Errorf("dial %d: Up inbound=%v from %s, want inbound from %s", i+1, next.Inbound, next.Remote, c.LocalAddr())
+		}
+		if err := a.Send(next.Conn, bndupd(uint32(i+1), "198.18.0.10")); err != nil {
+			t.Fatal(err)
+		}
+		if got := readMessage(t, c, 5*time.Second); got.XID != uint32(i+1) {
+			t.Errorf("dial %d: read xid %d, want %d", i+1, got.XID, i+1)
+		}
+		prev = next
+	}
+	expectClosed(t, first, 5*time.Second)
+	if n := a.logs.count("a new connection replaces the link"); n != 2 {
+		t.Errorf("%d log lines for replaced links, want 2; log:\n%s", n, a.logs.String())
+	}
+	if v := value(t, a.Metrics().disconnects.WithLabelValues(string(CauseReplaced))); v != 2 {
+		t.Errorf("disconnects{cause=replaced} = %v, want 2", v)
+	}
+}
+
+// A connection from the peer that loses the tie-break (it dialled the
+// smaller listening address) does not disturb a link the other side
+// dialled.
+func TestDuplicateConnectionClosed(t *testing.T) {
+	peer := newRawPeer(t) // 127.0.0.2
+	addrC := netip.MustParseAddr("127.0.0.3")
+	cfg := testConfig(t, freePort(t, addrC), peer.port)
+	cfg.LocalAddr = addrC.String()
+	a := start(t, cfg)
+	first := peer.accept(t, 5*time.Second)
+	up, _ := a.rec.wait(t, 0, 5*time.Second, "Up", isKind(EventUp))
+
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: addrB.AsSlice()}}
+	c, err := d.Dial("tcp4", netip.AddrPortFrom(addrC, uint16(cfg.Port)).String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	expectClosed(t, c, 5*time.Second)
-	if v := value(t, a.Metrics().refused.WithLabelValues(RefusedDuplicate)); v < 1 {
-		t.Errorf("refused{reason=duplicate} = %v, want at least 1", v)
+	if v := value(t, a.Metrics().refused.WithLabelValues(RefusedDuplicate)); v != 1 {
+		t.Errorf("refused{reason=duplicate} = %v, want 1", v)
 	}
+	if cur, ok := a.rec.up(); !ok || cur.Conn != up.Conn {
+		t.Errorf("the link must stay: up=%v conn %d, want conn %d", ok, cur.Conn, up.Conn)
+	}
+	if err := a.Send(up.Conn, bndupd(7, "198.18.0.10")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readMessage(t, first, 5*time.Second); got.XID != 7 {
+		t.Errorf("read xid %d on the link, want 7", got.XID)
+	}
+}
+
+// Both servers dial at once, and each holds both connections before it
+// decides. B decides first: it has taken up A's connection when its own
+// dial completes. A decides a moment later: it has taken up B's connection
+// when its own dial completes. Keeping the first connection each side saw
+// ended both links here; both sides must keep the connection B dialled (B's
+// address is the greater) without losing the link or redialling.
+func TestSimultaneousDialsKeepOneLink(t *testing.T) {
+	var listening, accepted sync.WaitGroup
+	listening.Add(2)
+	accepted.Add(2)
+	var dials [2]atomic.Int32
+	hold := func(side int, cfg *Config, handOver time.Duration) {
+		var once sync.Once
+		cfg.Listen = func(ctx context.Context, local netip.AddrPort) (net.Listener, error) {
+			var lc net.ListenConfig
+			ln, err := lc.Listen(ctx, "tcp4", local.String())
+			if err != nil {
+				return nil, err
+			}
+			listening.Done()
+			return &signalListener{Listener: ln, signal: func() { once.Do(accepted.Done) }}, nil
+		}
+		cfg.Dial = func(ctx context.Context, local, remote netip.AddrPort) (net.Conn, error) {
+			dials[side].Add(1)
+			listening.Wait() // so that both first dials connect
+			d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(local)}
+			c, err := d.DialContext(ctx, "tcp4", remote.String())
+			if err != nil {
+				return nil, err
+			}
+			// Hand the connection over only once both listeners have
+			// accepted, and their accept loops have had time to take
+			// the peer's connections up.
+			accepted.Wait()
+			select {
+			case <-time.After(handOver):
+			case <-ctx.Done():
+				c.Close()
+				return nil, ctx.Err()
+			}
+			return c, nil
+		}
+	}
+	a, b, upA, upB := startPair(t, func(a, b *Config) {
+		hold(0, a, 300*time.Millisecond)
+		hold(1, b, 100*time.Millisecond)
+	})
+	if !upA.Inbound || upB.Inbound {
+		t.Errorf("link: inbound at A %v, at B %v; want the connection B dialled", upA.Inbound, upB.Inbound)
+	}
+	time.Sleep(500 * time.Millisecond) // past A's hand-over, and ten redial intervals
 	if cur, ok := a.rec.up(); !ok || cur.Conn != upA.Conn {
-		t.Errorf("the first link must stay: up=%v conn %d, want conn %d", ok, cur.Conn, upA.Conn)
+		t.Errorf("A's link changed: %s", describe(a.rec.snapshot()))
 	}
+	if cur, ok := b.rec.up(); !ok || cur.Conn != upB.Conn {
+		t.Errorf("B's link changed: %s", describe(b.rec.snapshot()))
+	}
+	if d := describe(a.rec.snapshot()); strings.Count(d, "up ") != 1 || strings.Contains(d, "down") {
+		t.Errorf("A: want one Up and no Down: %s", d)
+	}
+	// B took A's connection up first, then replaced it with its own.
+	evB := b.rec.snapshot()
+	if len(evB) != 3 || evB[0].Kind != EventUp || !evB[0].Inbound ||
+		evB[1].Kind != EventDown || evB[1].Conn != evB[0].Conn || evB[1].Cause != CauseReplaced ||
+		evB[2].Kind != EventUp || evB[2].Conn != upB.Conn {
+		t.Errorf("B: want Up of A's connection, its Down (replaced), Up of B's own: %s", describe(evB))
+	}
+	if v := value(t, a.Metrics().refused.WithLabelValues(RefusedDuplicate)); v != 1 {
+		t.Errorf("A: refused{reason=duplicate} = %v, want 1 (its own connection)", v)
+	}
+	if da, db := dials[0].Load(), dials[1].Load(); da != 1 || db != 1 {
+		t.Errorf("dials: A %d, B %d; want one each", da, db)
+	}
+}
+
+// signalListener calls signal after each connection it accepts.
+type signalListener struct {
+	net.Listener
+	signal func()
+}
+
+func (l *signalListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.signal()
+	}
+	return c, err
 }
 
 func TestRunStopsEverything(t *testing.T) {
@@ -553,9 +707,9 @@ func TestRunStopsEverything(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		// The last Down is the one the stop caused. Earlier ones are
-		// possible: when both sides dial at once, each may first keep a
-		// different connection, and both are dropped before one link forms.
+		// The last Down is the one the stop caused. An earlier one is
+		// possible: when both sides dial at about the same time, a side
+		// may take up a connection the other then replaces.
 		if name == "A" {
 			s.rec.mu.Lock()
 			var last Event
@@ -673,7 +827,7 @@ func TestCloseSendsWhatWasQueuedFirst(t *testing.T) {
 			t.Errorf("message %d: xid %d, want %d", i, m.XID, 10+i)
 		}
 	}
-	down, _ := a.rec.wait(t, 0, 5*time.Second, "A's Down", isKind(EventDown))
+	down, _ := a.rec.wait(t, 0, 5*time.Second, "A's Down", downOf(upA.Conn))
 	if down.Cause != CauseClosed {
 		t.Errorf("A's Down: cause %s, want closed", down.Cause)
 	}
