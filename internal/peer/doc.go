@@ -25,8 +25,10 @@
 //
 //   - If the side that dialled the link dials again, it has given the link
 //     up (it restarted, or timed the link out): the new connection
-//     replaces the link. ISC drops a link it holds when the peer connects
-//     again too, taking it for dead.
+//     replaces the link at once. (ISC keeps the link it holds and refuses
+//     the new CONNECT with reason 7, although its comment there calls the
+//     old link dead; a peer that restarted then waits until ISC's
+//     max-response-delay ends the old one.)
 //   - If the two were dialled by different sides, both servers dialled at
 //     about the same time. The connection dialled by the server whose
 //     listening address (IP, then port) is greater stays, on both sides;

@@ -440,14 +440,21 @@ func (l *Link) adopt(nc net.Conn, remote netip.AddrPort, inbound bool) *conn {
 //
 // Each server dials only while it has no link, so a connection dialled by
 // the side that dialled cur means that side has given cur up (it crashed
-// and came back, or timed cur out): the new one replaces cur, as ISC drops
-// a link it holds when the peer connects again ("it must be dead",
-// dhcp_failover_listener_signal). When the two connections were dialled by
-// different sides, both servers dialled at about the same time and each
-// holds both connections, in either order. Both must keep the same one, so
-// the connection dialled by the server with the greater listening address
-// (IP, then port) wins on both sides. Before this rule each side kept the
-// first it saw; when those differed both links ended and both redialled.
+// and came back, or timed cur out): the new one replaces cur. (ISC refuses
+// the new CONNECT instead, until its receive timer ends the old link.)
+//
+// When the two connections were dialled by different sides, both servers
+// dialled at about the same time and each holds both connections, in
+// either order. Both must keep the same one, so the connection dialled by
+// the server with the greater listening address (IP, then port) wins on
+// both sides. Before this rule each side kept the first it saw; when those
+// differed both links ended and both redialled.
+//
+// Both addresses are taken from the connection, so both sides agree when
+// each server dials from the address it listens on, which the "address"
+// statement of the failover peer block ensures. Without it, on a host
+// with several addresses, the sides may judge differently; then both links
+// end and the redial jitter settles it, as it did before this rule.
 func (l *Link) keeps(cur *conn, inbound bool, local, remote netip.Addr) bool {
 	if cur.inbound == inbound {
 		return false
