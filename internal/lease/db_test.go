@@ -305,6 +305,29 @@ func TestAllocateRejected(t *testing.T) {
 	check(t, db)
 }
 
+// TestAllocateSkipsStaleEntries: leases that left the free state in bulk
+// (pool balancing moves half a pool to backup) leave stale entries at the
+// head of the free queue; they must not use up a call's scan, or the first
+// DISCOVERs after balancing find "no free leases" in a half-full pool.
+func TestAllocateSkipsStaleEntries(t *testing.T) {
+	db := newDB(t, spec("198.18.0.0/16", "198.18.0.1-198.18.78.32")) // 20000 addresses
+	p := db.Pools[0]
+	for ip := ip4("198.18.0.1"); ip < ip4("198.18.0.1")+3*MaxAllocateScan; ip++ {
+		setState(t, db, U32ToAddr(ip).String(), Backup)
+	}
+	if n := p.queues[queueFree].len(); n < 3*MaxAllocateScan+p.Count(Free) {
+		t.Fatalf("free queue holds %d entries; the test needs the stale ones still there", n)
+	}
+	want := ip4("198.18.0.1") + 3*MaxAllocateScan
+	if got := db.Allocate(p, Free, nil); got == nil || got.IP != want {
+		t.Fatalf("first allocation after the move: %s, want %s", addrOf(got), U32ToAddr(want))
+	}
+	if n := p.queues[queueFree].len(); n != p.Count(Free) {
+		t.Errorf("free queue holds %d entries after the stale ones were met, want %d", n, p.Count(Free))
+	}
+	check(t, db)
+}
+
 func TestQueueStaysBounded(t *testing.T) {
 	db := newDB(t, spec("198.18.0.0/24", "198.18.0.1-198.18.0.4"))
 	p := db.Pools[0]
